@@ -1,0 +1,148 @@
+//! Typed errors. Every failed call leaves the caller's data with the caller.
+
+use core::fmt;
+
+use crate::event::PoolId;
+
+/// Why an [`EventAllocator`](crate::EventAllocator) could not store an event.
+///
+/// The payload was borrowed, never consumed: the caller still has it.
+///
+/// ```
+/// use slotring::{AllocError, EventAllocator};
+/// let alloc = EventAllocator::new();
+/// let big = vec![0u8; 20_000];
+/// assert_eq!(
+///     alloc.try_allocate(&big, 1).unwrap_err(),
+///     AllocError::TooLarge { len: 20_000, max: 16_384 },
+/// );
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AllocError {
+    /// Every slot of `pool` is live (and spilling or the heap fallback was not allowed).
+    PoolExhausted {
+        /// The pool that was full.
+        pool: PoolId,
+    },
+    /// The payload is longer than the largest slot that may serve it.
+    TooLarge {
+        /// The payload length.
+        len: usize,
+        /// The largest length that could have been served.
+        max: usize,
+    },
+}
+
+impl fmt::Display for AllocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AllocError::PoolExhausted { pool } => {
+                write!(f, "every slot of the {pool} pool is in use")
+            }
+            AllocError::TooLarge { len, max } => {
+                write!(f, "payload of {len} bytes exceeds the limit of {max} bytes")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AllocError {}
+
+/// A typed pool had no free slot; the value that was to be stored is inside.
+///
+/// ```
+/// use slotring::RingBuffer;
+/// let pool = RingBuffer::<8, 1>::new();
+/// let _held = pool.alloc(1u64)?;
+/// let err = pool.alloc(2u64).unwrap_err();
+/// assert_eq!(err.into_inner(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PoolFull<T>(pub T);
+
+impl<T> PoolFull<T> {
+    /// Hands back the value that could not be stored.
+    #[inline]
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> fmt::Debug for PoolFull<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PoolFull<{}>(..)", core::any::type_name::<T>())
+    }
+}
+
+impl<T> fmt::Display for PoolFull<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("every slot of the pool is in use; the value was handed back")
+    }
+}
+
+impl<T> std::error::Error for PoolFull<T> {}
+
+/// Why a raw `u64` token did not turn back into a handle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The token names a pool or slot this allocator does not have.
+    Foreign,
+    /// The slot was released (and perhaps reused) since the token was made, or the
+    /// token was already turned back into a handle.
+    Stale,
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TokenError::Foreign => "the token does not name a slot of this allocator",
+            TokenError::Stale => {
+                "the token is stale: its slot was released or the token was already used"
+            }
+        })
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+/// An [`EventAllocator`](crate::EventAllocator) or pool configuration that cannot be built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CapacityError {
+    /// More slots than a token can address.
+    TooManySlots {
+        /// The requested capacity.
+        requested: usize,
+        /// The largest capacity supported.
+        max: usize,
+    },
+    /// The pool's bytes (slots times slot size) overflow the address space.
+    TooManyBytes {
+        /// The requested capacity.
+        requested: usize,
+        /// The slot size.
+        slot_size: usize,
+    },
+}
+
+impl fmt::Display for CapacityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CapacityError::TooManySlots { requested, max } => {
+                write!(f, "{requested} slots requested, at most {max} supported")
+            }
+            CapacityError::TooManyBytes {
+                requested,
+                slot_size,
+            } => write!(
+                f,
+                "{requested} slots of {slot_size} bytes do not fit in the address space"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CapacityError {}
