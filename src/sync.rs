@@ -3,6 +3,9 @@
 //! Every atomic, cell, fence, `Arc` and spin hint in the crate comes from here, so the
 //! loom models (`RUSTFLAGS="--cfg loom"`) explore exactly the code that ships. Nothing
 //! else in the crate names `std::sync::atomic` or `loom`.
+//!
+//! Not every item is used by every module set or cfg, hence the `allow`s.
+#![allow(unused_imports, dead_code)]
 
 #[cfg(loom)]
 pub(crate) use loom::{

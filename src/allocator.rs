@@ -1,0 +1,344 @@
+//! [`EventAllocator`]: five size-class pools, spilling to larger classes and the heap,
+//! behind one handle type, [`RingPtr<Event>`].
+
+use core::fmt;
+
+use crate::error::{AllocError, CapacityError, TokenError};
+use crate::event::{Event, PoolId};
+use crate::pool::{Pool, PoolOwner, Token};
+use crate::ptr::RingPtr;
+use crate::stats::{AllocatorStats, HeapCounters};
+use crate::sync::Arc;
+
+/// Default slots per pool, in [`PoolId::ALL`] order: XS 64 B x 2000, S 256 B x 1000,
+/// M 1 KiB x 300, L 4 KiB x 60, XL 16 KiB x 15 (about 1.2 MB of payload in all).
+pub const DEFAULT_CAPACITIES: [usize; 5] = [2000, 1000, 300, 60, 15];
+
+/// Copies byte events into pooled slots of the right size class and hands out
+/// [`RingPtr<Event>`] handles.
+///
+/// * [`allocate`](Self::allocate) picks the smallest class that fits; if that pool is
+///   full it spills to the next larger class, then to the heap (also used for payloads
+///   over 16 KiB), counting every spill. It fails only when spilling or the heap
+///   fallback is turned off in the [builder](Self::builder).
+/// * [`try_allocate`](Self::try_allocate) never spills and never uses the heap.
+/// * Handles keep their pool's storage alive, so dropping the allocator first is safe.
+///
+/// ```
+/// use slotring::{Event, EventAllocator, PoolId, RingPtr, WeakRingPtr};
+/// let alloc = EventAllocator::new();
+/// let ev: RingPtr<Event> = alloc.allocate(b"hello", 7)?;
+/// assert_eq!(ev.payload(), b"hello");
+/// assert_eq!(ev.event_type(), 7);
+/// assert_eq!(RingPtr::pool_id(&ev), Some(PoolId::XS));
+/// let twin = ev.clone();
+/// assert_eq!(RingPtr::strong_count(&ev), 2);
+/// let weak: WeakRingPtr<Event> = RingPtr::downgrade(&ev);
+/// drop(twin);
+/// drop(ev);
+/// assert!(weak.upgrade().is_none());
+/// assert_eq!(alloc.stats().pool(PoolId::XS).in_use, 0);
+/// # Ok::<(), slotring::AllocError>(())
+/// ```
+///
+/// A process-wide allocator for an actor application:
+///
+/// ```
+/// use std::sync::LazyLock;
+/// use slotring::EventAllocator;
+/// static ALLOC: LazyLock<EventAllocator> = LazyLock::new(EventAllocator::new);
+/// let ev = ALLOC.allocate(&[1, 2, 3], 0)?;
+/// std::thread::spawn(move || assert_eq!(ev.len(), 3)).join().unwrap();
+/// # Ok::<(), slotring::AllocError>(())
+/// ```
+pub struct EventAllocator {
+    pools: [PoolOwner; 5],
+    spill: bool,
+    heap_fallback: bool,
+    heap: Arc<HeapCounters>,
+}
+
+impl EventAllocator {
+    /// An allocator with the [default capacities](DEFAULT_CAPACITIES), spilling and the
+    /// heap fallback on.
+    #[must_use]
+    pub fn new() -> Self {
+        match Self::builder().build() {
+            Ok(alloc) => alloc,
+            // Unreachable: the default capacities are far below every limit.
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    /// A builder for other capacities and policies.
+    ///
+    /// ```
+    /// use slotring::{AllocError, EventAllocator, PoolId};
+    /// let alloc = EventAllocator::builder()
+    ///     .capacity(PoolId::XS, 1)
+    ///     .spill(false)
+    ///     .heap_fallback(false)
+    ///     .build()?;
+    /// let _held = alloc.allocate(b"a", 0)?;
+    /// assert_eq!(
+    ///     alloc.allocate(b"b", 0).unwrap_err(),
+    ///     AllocError::PoolExhausted { pool: PoolId::XS },
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn builder() -> EventAllocatorBuilder {
+        EventAllocatorBuilder {
+            capacities: DEFAULT_CAPACITIES,
+            spill: true,
+            heap_fallback: true,
+        }
+    }
+
+    /// Stores a copy of `payload` with `event_type` and returns its handle.
+    ///
+    /// Uses the smallest class that fits; when that pool is full, the next larger class
+    /// with a free slot, then the heap. Payloads over 16 KiB go to the heap. Fails only
+    /// if spilling or the heap fallback is off (see the [builder](Self::builder)).
+    #[inline]
+    pub fn allocate(&self, payload: &[u8], event_type: u32) -> Result<RingPtr<Event>, AllocError> {
+        let Some(class) = PoolId::for_len(payload.len()) else {
+            return self.allocate_on_heap(payload, event_type, None);
+        };
+        if let Some(ev) = self.store(class, payload, event_type) {
+            return Ok(ev);
+        }
+        self.allocate_cold(class, payload, event_type)
+    }
+
+    #[cold]
+    fn allocate_cold(
+        &self,
+        class: PoolId,
+        payload: &[u8],
+        event_type: u32,
+    ) -> Result<RingPtr<Event>, AllocError> {
+        if self.spill {
+            let mut larger = class.larger();
+            while let Some(pool) = larger {
+                if let Some(ev) = self.store(pool, payload, event_type) {
+                    self.pool(class).note_spill();
+                    return Ok(ev);
+                }
+                larger = pool.larger();
+            }
+        }
+        self.allocate_on_heap(payload, event_type, Some(class))
+    }
+
+    #[cold]
+    fn allocate_on_heap(
+        &self,
+        payload: &[u8],
+        event_type: u32,
+        spilled_from: Option<PoolId>,
+    ) -> Result<RingPtr<Event>, AllocError> {
+        let too_large = AllocError::TooLarge {
+            len: payload.len(),
+            max: if self.heap_fallback {
+                u32::MAX as usize
+            } else {
+                PoolId::MAX_POOLED
+            },
+        };
+        if !self.heap_fallback || (spilled_from.is_some() && !self.spill) {
+            return Err(match spilled_from {
+                Some(pool) => {
+                    self.pool(pool).note_failure();
+                    AllocError::PoolExhausted { pool }
+                }
+                None => too_large,
+            });
+        }
+        let pool = Pool::create_heap(payload.len(), &self.heap).map_err(|_| too_large)?;
+        // SAFETY: a freshly created pool is alive (we hold its only unit) until its one
+        // slot is released.
+        let pool_ref = unsafe { pool.as_ref() };
+        let Some(slot) = pool_ref.store_bytes(payload, event_type) else {
+            // Only a payload over u32::MAX bytes gets here: give the unit back (the
+            // fresh slot was never claimed, so the pool frees itself).
+            // SAFETY: we own the unit and never touch the pool again.
+            unsafe { Pool::unkeep(pool) };
+            return Err(too_large);
+        };
+        self.heap.note_allocation();
+        if let Some(pool) = spilled_from {
+            self.pool(pool).note_spill();
+        }
+        // The pool's keepalive unit now belongs to its one slot: freed when the slot is
+        // released (the pool was created closed, with its owner share counted).
+        // SAFETY: `store_bytes` activated the slot with one strong reference for us and
+        // wrote `len` bytes.
+        Ok(unsafe { RingPtr::from_slot(slot) })
+    }
+
+    /// Stores a copy of `payload` in its own class only: no spilling, no heap.
+    ///
+    /// Errors: [`AllocError::TooLarge`] over 16 KiB, [`AllocError::PoolExhausted`] when
+    /// the class is full. The payload is only borrowed, so the caller keeps it.
+    #[inline]
+    pub fn try_allocate(
+        &self,
+        payload: &[u8],
+        event_type: u32,
+    ) -> Result<RingPtr<Event>, AllocError> {
+        let Some(class) = PoolId::for_len(payload.len()) else {
+            return Err(AllocError::TooLarge {
+                len: payload.len(),
+                max: PoolId::MAX_POOLED,
+            });
+        };
+        self.try_allocate_in(class, payload, event_type)
+    }
+
+    /// Stores a copy of `payload` in the given pool (which must be large enough): no
+    /// spilling, no heap.
+    ///
+    /// ```
+    /// use slotring::{EventAllocator, PoolId, RingPtr};
+    /// let alloc = EventAllocator::new();
+    /// let ev = alloc.try_allocate_in(PoolId::M, b"room to grow", 1)?;
+    /// assert_eq!(RingPtr::pool_id(&ev), Some(PoolId::M));
+    /// # Ok::<(), slotring::AllocError>(())
+    /// ```
+    pub fn try_allocate_in(
+        &self,
+        pool: PoolId,
+        payload: &[u8],
+        event_type: u32,
+    ) -> Result<RingPtr<Event>, AllocError> {
+        if payload.len() > pool.max_size() {
+            return Err(AllocError::TooLarge {
+                len: payload.len(),
+                max: pool.max_size(),
+            });
+        }
+        self.store(pool, payload, event_type).ok_or_else(|| {
+            self.pool(pool).note_failure();
+            AllocError::PoolExhausted { pool }
+        })
+    }
+
+    #[inline]
+    fn store(&self, pool: PoolId, payload: &[u8], event_type: u32) -> Option<RingPtr<Event>> {
+        let slot = self.pool(pool).store_bytes(payload, event_type)?;
+        // SAFETY: `store_bytes` activated the slot with one strong reference for the new
+        // handle and wrote `payload.len()` bytes, its recorded length.
+        Some(unsafe { RingPtr::from_slot(slot) })
+    }
+
+    #[inline]
+    fn pool(&self, pool: PoolId) -> &Pool {
+        &self.pools[pool.index()]
+    }
+
+    /// Turns a token from [`RingPtr::into_raw`] back into a handle. Stale tokens (their
+    /// slot was released), tokens already taken back and tokens this allocator did not
+    /// make are refused.
+    pub fn from_raw(&self, token: u64) -> Result<RingPtr<Event>, TokenError> {
+        let pool =
+            PoolId::from_index(usize::from(Token::decode(token).tag)).ok_or(TokenError::Foreign)?;
+        let slot = self.pool(pool).take_token(token)?;
+        // SAFETY: `take_token` transferred the token's parked strong reference to us;
+        // the slot is a live byte event of this allocator.
+        Ok(unsafe { RingPtr::from_slot(slot) })
+    }
+
+    /// A statistics snapshot of every pool and the heap fallback.
+    #[must_use]
+    pub fn stats(&self) -> AllocatorStats {
+        AllocatorStats {
+            pools: PoolId::ALL.map(|pool| self.pool(pool).stats()),
+            heap: self.heap.snapshot(),
+        }
+    }
+
+    /// The number of slots of a pool.
+    #[must_use]
+    pub fn capacity(&self, pool: PoolId) -> usize {
+        self.pool(pool).stats().capacity
+    }
+}
+
+impl Default for EventAllocator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for EventAllocator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventAllocator")
+            .field("spill", &self.spill)
+            .field("heap_fallback", &self.heap_fallback)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Configures an [`EventAllocator`]: capacities per pool, spilling, heap fallback.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct EventAllocatorBuilder {
+    capacities: [usize; 5],
+    spill: bool,
+    heap_fallback: bool,
+}
+
+impl EventAllocatorBuilder {
+    /// Sets the number of slots of one pool (0 is allowed: that class always spills).
+    pub fn capacity(mut self, pool: PoolId, slots: usize) -> Self {
+        self.capacities[pool.index()] = slots;
+        self
+    }
+
+    /// Sets every pool's number of slots, in [`PoolId::ALL`] order.
+    pub fn capacities(mut self, slots: [usize; 5]) -> Self {
+        self.capacities = slots;
+        self
+    }
+
+    /// Whether a full pool spills to the next larger class (default: on).
+    pub fn spill(mut self, on: bool) -> Self {
+        self.spill = on;
+        self
+    }
+
+    /// Whether payloads over 16 KiB, and requests no pool could serve, go to the heap
+    /// (default: on).
+    pub fn heap_fallback(mut self, on: bool) -> Self {
+        self.heap_fallback = on;
+        self
+    }
+
+    /// Allocates the pools (zeroed, on the heap, in place).
+    ///
+    /// ```
+    /// use slotring::{CapacityError, EventAllocator, PoolId};
+    /// let err = EventAllocator::builder().capacity(PoolId::XL, usize::MAX).build();
+    /// assert!(matches!(err, Err(CapacityError::TooManySlots { .. })));
+    /// ```
+    pub fn build(self) -> Result<EventAllocator, CapacityError> {
+        let [xs, s, m, l, xl] = self.capacities;
+        let make = |pool: PoolId, slots: usize| {
+            PoolOwner::new(pool.max_size(), slots, pool.index() as u8, Some(pool))
+        };
+        Ok(EventAllocator {
+            pools: [
+                make(PoolId::XS, xs)?,
+                make(PoolId::S, s)?,
+                make(PoolId::M, m)?,
+                make(PoolId::L, l)?,
+                make(PoolId::XL, xl)?,
+            ],
+            spill: self.spill,
+            heap_fallback: self.heap_fallback,
+            heap: Arc::new(HeapCounters::default()),
+        })
+    }
+}

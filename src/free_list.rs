@@ -1,0 +1,180 @@
+//! A lock-free stack of free slot indices (a Treiber stack over the slots' `next_free`
+//! links) whose head word also carries the pool's *closed* bit.
+//!
+//! # Encoding of the head word
+//!
+//! ```text
+//!  63            33   32   31                 0
+//! ┌────────────────┬──────┬────────────────────┐
+//! │  tag (31 bits) │closed│ top (1 + index, 0 = empty)
+//! └────────────────┴──────┴────────────────────┘
+//! ```
+//!
+//! * The tag changes on every successful push and pop, so a pop that read `top = i,
+//!   next = j` cannot succeed after `i` was popped, reused and pushed again with another
+//!   successor (the ABA problem). A stale pop would need exactly 2^31 other operations
+//!   between its load and its CAS.
+//! * Reading the `next_free` link of a slot that another thread popped meanwhile is a
+//!   race on an *atomic*, so it is defined; its value is discarded when the CAS fails.
+//! * The closed bit is set once, by the pool's owner, in the same CAS that takes the
+//!   whole list. A release that sees it does not push: it counts its slot as returned
+//!   instead. Because both decisions are made on this one word, every free slot is
+//!   counted exactly once, by whoever last touched it.
+
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+
+const TOP_MASK: u64 = 0xFFFF_FFFF;
+const CLOSED: u64 = 1 << 32;
+const TAG_ONE: u64 = 1 << 33;
+
+#[inline]
+const fn top(head: u64) -> u32 {
+    (head & TOP_MASK) as u32
+}
+
+#[inline]
+const fn with_top(head: u64, top: u32) -> u64 {
+    // Keep the closed bit, move the tag on (wrapping past bit 63 drops the carry).
+    ((head & !TOP_MASK).wrapping_add(TAG_ONE)) | top as u64
+}
+
+/// The free list of one pool. Indices are slot indices; links live in the slots.
+#[derive(Debug)]
+pub(crate) struct FreeList {
+    head: AtomicU64,
+}
+
+/// The list was closed by the pool's owner; the slot was not pushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Closed;
+
+impl FreeList {
+    /// An empty, open list.
+    pub(crate) fn new() -> Self {
+        Self {
+            head: AtomicU64::new(0),
+        }
+    }
+
+    /// An empty list that is closed from the start (a pool with no owner).
+    pub(crate) fn new_closed() -> Self {
+        Self {
+            head: AtomicU64::new(CLOSED),
+        }
+    }
+
+    /// Pushes `index`, whose link is `link` (the slot's `next_free`). Fails without
+    /// pushing if the list is closed.
+    ///
+    /// Only atomics are borrowed here: after the successful CAS the pool may be freed by
+    /// another thread at any moment, and nothing of it is touched again.
+    #[inline]
+    pub(crate) fn push(&self, index: u32, link: &AtomicU32) -> Result<(), Closed> {
+        // Relaxed: comparison value only; the CAS publishes.
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            if head & CLOSED != 0 {
+                return Err(Closed);
+            }
+            // Relaxed: published by the Release CAS below.
+            link.store(top(head), Ordering::Relaxed);
+            match self.head.compare_exchange_weak(
+                head,
+                with_top(head, index + 1),
+                // Release: pairs with the Acquire in `pop` and `close`, so the link and
+                // every access of the slot's last holders happen-before its next claim.
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(actual) => head = actual,
+            }
+        }
+    }
+
+    /// Pops a free index; `links(i)` is slot `i`'s `next_free`.
+    #[inline]
+    pub(crate) fn pop<'a>(&self, links: impl Fn(u32) -> &'a AtomicU32) -> Option<u32> {
+        // Acquire: pairs with the Release push of the top slot, making its link valid.
+        let mut head = self.head.load(Ordering::Acquire);
+        loop {
+            let top = top(head);
+            if top == 0 {
+                return None;
+            }
+            // Relaxed: ordered by the Acquire load/CAS of `head` that showed `top`.
+            let next = links(top - 1).load(Ordering::Relaxed);
+            match self.head.compare_exchange_weak(
+                head,
+                with_top(head, next),
+                // Acquire: as for the load above, for the slot we now own.
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(top - 1),
+                Err(actual) => head = actual,
+            }
+        }
+    }
+
+    /// Closes the list and takes every index on it: returns the former top (1 + index,
+    /// 0 for none). The caller owns the whole chain and may walk its links.
+    pub(crate) fn close(&self) -> u32 {
+        // Acquire: pairs with the Release of every push, so the chain's links are
+        // visible. One swap both closes the list and empties it; afterwards every push
+        // fails, and nobody pops (only the owner allocates, and the owner is closing).
+        let previous = self.head.swap(CLOSED, Ordering::Acquire);
+        debug_assert_eq!(previous & CLOSED, 0, "closed twice");
+        top(previous)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn links(n: usize) -> Vec<AtomicU32> {
+        (0..n).map(|_| AtomicU32::new(0)).collect()
+    }
+
+    #[test]
+    fn lifo_order_and_empty() {
+        let links = links(4);
+        let list = FreeList::new();
+        for i in 0..4 {
+            list.push(i, &links[i as usize]).unwrap();
+        }
+        let got: Vec<_> = std::iter::from_fn(|| list.pop(|i| &links[i as usize])).collect();
+        assert_eq!(got, vec![3, 2, 1, 0]);
+        assert_eq!(list.pop(|i| &links[i as usize]), None);
+    }
+
+    #[test]
+    fn close_takes_the_chain_and_refuses_pushes() {
+        let links = links(3);
+        let list = FreeList::new();
+        list.push(0, &links[0]).unwrap();
+        list.push(2, &links[2]).unwrap();
+        let mut top = list.close();
+        let mut chain = Vec::new();
+        while top != 0 {
+            chain.push(top - 1);
+            top = links[(top - 1) as usize].load(Ordering::Relaxed);
+        }
+        assert_eq!(chain, vec![2, 0]);
+        assert_eq!(list.push(1, &links[1]), Err(Closed));
+        assert_eq!(list.pop(|i| &links[i as usize]), None);
+    }
+
+    #[test]
+    fn tag_moves_on_every_operation() {
+        let links = links(1);
+        let list = FreeList::new();
+        let h0 = list.head.load(Ordering::Relaxed);
+        list.push(0, &links[0]).unwrap();
+        list.pop(|i| &links[i as usize]).unwrap();
+        let h2 = list.head.load(Ordering::Relaxed);
+        assert_eq!(top(h0), top(h2));
+        assert_ne!(h0, h2, "the tag must differ after push + pop");
+    }
+}

@@ -1,0 +1,535 @@
+//! One pool: the slot storage (headers and payload bytes, allocated zeroed on the heap in
+//! place), its free list, its statistics, and the lifecycle that keeps the storage alive
+//! until its owner is gone *and* every slot and weak handle has let go of it.
+//!
+//! The pool is size-erased: the slot size is a runtime value, so the const-generic
+//! [`RingBuffer`](crate::RingBuffer), the five pools of an
+//! [`EventAllocator`](crate::EventAllocator) and single heap-fallback events all run this
+//! one implementation.
+//!
+//! # Lifecycle
+//!
+//! A pool is freed when its `keepalive` count reaches zero. That count is one unit for
+//! "the owner or any slot still out" plus one per weak handle. The unit is given up when
+//! the `returned` counter reaches `capacity + 1`:
+//!
+//! * the owner, when dropped, closes the free list (taking every free slot) and adds
+//!   1 (its own share) + the slots it took + the slots never used;
+//! * a slot released after the close finds the free list closed and adds 1.
+//!
+//! The free list's closed bit lives in the same word as its top, so a released slot is
+//! either pushed before the close (and taken and counted by the owner) or refused after
+//! it (and counted by its releaser): never both, never neither. Whoever brings `returned`
+//! to `capacity + 1` drops the unit; the owner's share makes sure that cannot happen
+//! before the owner is done.
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+use crate::error::{CapacityError, TokenError};
+use crate::event::PoolId;
+use crate::free_list::FreeList;
+use crate::slot::SlotHeader;
+use crate::stats::{HeapCounters, PoolStats};
+use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering, abort_on_overflow, acquire_fence};
+
+/// The most slots one pool may have: a token addresses a slot with 24 bits.
+pub(crate) const MAX_SLOTS: usize = (1 << 24) - 1;
+
+/// Payload slots start on cache-line boundaries.
+pub(crate) const CACHE_LINE: usize = 64;
+
+/// Token `tag` of the typed [`RingBuffer`](crate::RingBuffer) pools.
+pub(crate) const TAG_RING: u8 = 0x40;
+/// Token `tag` of heap-fallback events (which have no tokens).
+pub(crate) const TAG_HEAP: u8 = 0xFF;
+
+/// A `u64` token: `generation << 32 | tag << 24 | index`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Token {
+    pub(crate) generation: u32,
+    pub(crate) tag: u8,
+    pub(crate) index: u32,
+}
+
+impl Token {
+    const INDEX_MASK: u64 = (1 << 24) - 1;
+
+    #[inline]
+    pub(crate) const fn encode(self) -> u64 {
+        ((self.generation as u64) << 32) | ((self.tag as u64) << 24) | self.index as u64
+    }
+
+    #[inline]
+    pub(crate) const fn decode(token: u64) -> Self {
+        Self {
+            generation: (token >> 32) as u32,
+            tag: (token >> 24) as u8,
+            index: (token & Self::INDEX_MASK) as u32,
+        }
+    }
+}
+
+/// A pool's storage and state. Reached through [`PoolOwner`] by its owner and through
+/// slot headers' back pointers by handles; freed by whoever releases its last unit.
+pub(crate) struct Pool {
+    free: FreeList,
+    /// Index of the next never-used slot (slots are used in order before any is reused).
+    fresh: AtomicUsize,
+    /// Slots counted back after the close, plus the owner's share (see module docs).
+    returned: AtomicUsize,
+    /// One unit for the owner-or-slots, one per weak handle.
+    keepalive: AtomicUsize,
+    /// Requests for this pool's class that a larger class or the heap served.
+    spills: AtomicU64,
+    /// Requests for this pool's class that failed.
+    failures: AtomicU64,
+    headers: Box<[SlotHeader]>,
+    /// The allocation behind `data` (it may start a little before `data`), if any.
+    block: Option<(NonNull<u8>, Layout)>,
+    slot_size: usize,
+    capacity: usize,
+    tag: u8,
+    class: Option<PoolId>,
+    /// Heap-fallback events count themselves in their allocator's heap statistics.
+    heap: Option<Arc<HeapCounters>>,
+}
+
+impl core::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Pool")
+            .field("slot_size", &self.slot_size)
+            .field("capacity", &self.capacity)
+            .field("class", &self.class)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a new pool starts: owned (open free list) or an ownerless heap event.
+enum Start {
+    Owned,
+    Ownerless(Arc<HeapCounters>),
+}
+
+impl Pool {
+    /// Builds a pool on the heap in place and returns a pointer holding its one
+    /// keepalive unit.
+    fn create(
+        slot_size: usize,
+        capacity: usize,
+        tag: u8,
+        class: Option<PoolId>,
+        start: Start,
+    ) -> Result<NonNull<Pool>, CapacityError> {
+        if capacity > MAX_SLOTS {
+            return Err(CapacityError::TooManySlots {
+                requested: capacity,
+                max: MAX_SLOTS,
+            });
+        }
+        let too_many_bytes = CapacityError::TooManyBytes {
+            requested: capacity,
+            slot_size,
+        };
+        let stride = slot_size
+            .checked_next_multiple_of(CACHE_LINE)
+            .ok_or(too_many_bytes)?;
+        let bytes = stride.checked_mul(capacity).ok_or(too_many_bytes)?;
+        let (data, block) = alloc_zeroed_block(bytes).ok_or(too_many_bytes)?;
+
+        let (free, returned, heap) = match start {
+            Start::Owned => (FreeList::new(), 0, None),
+            // No owner will ever close it or add its share: start closed, share counted.
+            Start::Ownerless(counters) => (FreeList::new_closed(), 1, Some(counters)),
+        };
+        let pool = Box::new(Pool {
+            free,
+            fresh: AtomicUsize::new(0),
+            returned: AtomicUsize::new(returned),
+            keepalive: AtomicUsize::new(1),
+            spills: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            headers: Box::new([]),
+            block,
+            slot_size,
+            capacity,
+            tag,
+            class,
+            heap,
+        });
+        let raw = Box::into_raw(pool);
+        // SAFETY: `raw` comes from `Box::into_raw` just above, so it is non-null.
+        let this = unsafe { NonNull::new_unchecked(raw) };
+        let headers = (0..capacity)
+            .map(|i| {
+                // SAFETY: `i * stride < bytes`, the size of the block behind `data`
+                // (and for a zero-sized block `i * stride == 0`), so the offset stays
+                // inside one allocation.
+                let slot_data = unsafe { data.add(i * stride) };
+                // `i < capacity <= MAX_SLOTS < u32::MAX`.
+                SlotHeader::new(i as u32, this, slot_data)
+            })
+            .collect();
+        // SAFETY: `raw` is the only pointer to the new pool; nothing else can see it yet.
+        unsafe { (*raw).headers = headers };
+        Ok(this)
+    }
+
+    /// A closed, single-slot pool holding one heap-fallback event of `len` bytes.
+    pub(crate) fn create_heap(
+        len: usize,
+        counters: &Arc<HeapCounters>,
+    ) -> Result<NonNull<Pool>, CapacityError> {
+        Self::create(len, 1, TAG_HEAP, None, Start::Ownerless(counters.clone()))
+    }
+
+    /// The pool class, for pools of an allocator.
+    #[inline]
+    pub(crate) fn class(&self) -> Option<PoolId> {
+        self.class
+    }
+
+    /// Whether this pool's slots can be turned into tokens.
+    #[inline]
+    pub(crate) fn has_tokens(&self) -> bool {
+        self.tag != TAG_HEAP
+    }
+
+    /// This pool's token tag.
+    #[inline]
+    pub(crate) fn tag(&self) -> u8 {
+        self.tag
+    }
+
+    /// Claims a free slot for exclusive initialisation, or `None` if every slot is live.
+    #[inline]
+    fn claim(&self) -> Option<&SlotHeader> {
+        if let Some(index) = self.free.pop(|i| &self.headers[i as usize].next_free) {
+            return Some(&self.headers[index as usize]);
+        }
+        // Relaxed (both): the counter only hands out distinct indices; a fresh slot
+        // has never been seen by another thread, so there is nothing to synchronise.
+        if self.fresh.load(Ordering::Relaxed) >= self.capacity {
+            return None;
+        }
+        let index = self.fresh.fetch_add(1, Ordering::Relaxed);
+        // Overshoot past `capacity` is bounded by the number of racing threads.
+        self.headers.get(index)
+    }
+
+    /// Claims a slot and stores `payload` as a byte event. `None` if the pool is full or
+    /// the payload does not fit a slot (or its length does not fit a `u32`).
+    #[inline]
+    pub(crate) fn store_bytes(
+        &self,
+        payload: &[u8],
+        event_type: u32,
+    ) -> Option<NonNull<SlotHeader>> {
+        let len = u32::try_from(payload.len()).ok()?;
+        if payload.len() > self.slot_size {
+            return None;
+        }
+        let header = self.claim()?;
+        // SAFETY: the slot was just claimed, so this thread is the only one that can
+        // reach its payload until `activate`; the payload holds `slot_size >= len`
+        // bytes; `payload` is a separate borrow, so the ranges do not overlap.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                payload.as_ptr(),
+                header.data_for_write().as_ptr(),
+                payload.len(),
+            );
+        }
+        header.activate(len, event_type);
+        Some(NonNull::from(header))
+    }
+
+    /// Claims a slot and moves `value` into it; hands `value` back if the pool is full.
+    ///
+    /// The caller guarantees (by a compile-time check) that `T` fits a slot and needs at
+    /// most cache-line alignment.
+    #[inline]
+    pub(crate) fn store_value<T: bytemuck::Pod>(&self, value: T) -> Result<NonNull<SlotHeader>, T> {
+        debug_assert!(size_of::<T>() <= self.slot_size && align_of::<T>() <= CACHE_LINE);
+        if size_of::<T>() > self.slot_size {
+            return Err(value);
+        }
+        let Some(header) = self.claim() else {
+            return Err(value);
+        };
+        // SAFETY: the slot was just claimed (exclusive until `activate`); it holds
+        // `slot_size >= size_of::<T>()` bytes starting on a cache-line boundary, and
+        // `align_of::<T>() <= CACHE_LINE`, so the write is in bounds and aligned.
+        unsafe { header.data_for_write().cast::<T>().as_ptr().write(value) };
+        // `size_of::<T>() <= slot_size`, and typed pools are far below 4 GiB slots.
+        header.activate(size_of::<T>() as u32, 0);
+        Ok(NonNull::from(header))
+    }
+
+    /// The header a token names, with the token's parked reference taken back.
+    pub(crate) fn take_token(&self, token: u64) -> Result<NonNull<SlotHeader>, TokenError> {
+        let token = Token::decode(token);
+        if token.tag != self.tag {
+            return Err(TokenError::Foreign);
+        }
+        let header = self
+            .headers
+            .get(token.index as usize)
+            .ok_or(TokenError::Foreign)?;
+        if header.take_raw(token.generation) {
+            Ok(NonNull::from(header))
+        } else {
+            Err(TokenError::Stale)
+        }
+    }
+
+    /// Counts a request for this class that a larger class or the heap served.
+    #[inline]
+    pub(crate) fn note_spill(&self) {
+        // Relaxed: a statistic.
+        self.spills.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request for this class that failed.
+    #[inline]
+    pub(crate) fn note_failure(&self) {
+        // Relaxed: a statistic.
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A snapshot of this pool's statistics (reads every slot's state word once).
+    pub(crate) fn stats(&self) -> PoolStats {
+        let mut in_use = 0;
+        let mut allocations = 0u64;
+        for header in self.headers.iter() {
+            let state = header.snapshot();
+            in_use += usize::from(state.count() > 0);
+            // Every claim moves the generation on by one.
+            allocations += u64::from(state.generation());
+        }
+        PoolStats {
+            capacity: self.capacity,
+            in_use,
+            // Relaxed (all three): statistics.
+            high_water: self.fresh.load(Ordering::Relaxed).min(self.capacity),
+            allocations,
+            spills: self.spills.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Returns a slot whose last strong reference was just released.
+    ///
+    /// # Safety
+    ///
+    /// `pool` must be the slot's pool, `index` the slot's index, and the caller must
+    /// have just seen [`SlotHeader::release_strong`] return `true` for it (so the slot is
+    /// free and, being not yet returned, keeps the pool alive until this call ends).
+    /// The pool may be freed by the time this returns.
+    pub(crate) unsafe fn release_slot(pool: NonNull<Pool>, index: u32) {
+        let p = pool.as_ptr();
+        // SAFETY: the pool is alive: the slot is neither pushed nor counted yet, so
+        // `returned` cannot reach `capacity + 1`. Only atomics stay borrowed across the
+        // push, after which another thread may free the pool.
+        let (free, link) = unsafe { (&(*p).free, &(&(*p).headers)[index as usize].next_free) };
+        if free.push(index, link).is_err() {
+            // The owner is gone; count the slot back ourselves.
+            // SAFETY: as above, the pool is alive until the slot is counted.
+            unsafe { Pool::count_returned(pool, 1) };
+        }
+    }
+
+    /// Adds `count` to `returned`; whoever completes it gives up the owner-or-slots unit.
+    ///
+    /// # Safety
+    ///
+    /// The pool must be alive, and `count` must cover slots (or the owner's share) that
+    /// the caller alone is returning.
+    unsafe fn count_returned(pool: NonNull<Pool>, count: usize) {
+        let p = pool.as_ptr();
+        // SAFETY: alive per the caller; copy out the capacity before the add, after
+        // which the pool may be freed by someone else.
+        let (returned, target) = unsafe { (&(*p).returned, (*p).capacity + 1) };
+        // AcqRel: every returner's accesses are released into the counter, and the one
+        // who completes it acquires them all before it may free the pool.
+        if returned.fetch_add(count, Ordering::AcqRel) + count == target {
+            // SAFETY: the unit was held by the slots and the owner, all now returned.
+            unsafe { Pool::unkeep(pool) };
+        }
+    }
+
+    /// Takes one more keepalive unit (for a weak handle).
+    ///
+    /// # Safety
+    ///
+    /// The caller must already hold something that keeps the pool alive (a strong or
+    /// weak handle into it).
+    pub(crate) unsafe fn keep(pool: NonNull<Pool>) {
+        // SAFETY: alive per the caller.
+        let keepalive = unsafe { &(*pool.as_ptr()).keepalive };
+        // Relaxed: the caller's own unit keeps the pool alive; as in `Arc::clone`.
+        if keepalive.fetch_add(1, Ordering::Relaxed)
+            > MAX_SLOTS + crate::slot::MAX_REFCOUNT as usize
+        {
+            abort_on_overflow();
+        }
+    }
+
+    /// Gives up one keepalive unit, freeing the pool if it was the last.
+    ///
+    /// # Safety
+    ///
+    /// The caller must own the unit it gives up, and must not touch the pool afterwards.
+    pub(crate) unsafe fn unkeep(pool: NonNull<Pool>) {
+        // SAFETY: the caller's unit keeps the pool alive until the decrement.
+        let keepalive = unsafe { &(*pool.as_ptr()).keepalive };
+        // Release: orders this unit holder's accesses before the free.
+        if keepalive.fetch_sub(1, Ordering::Release) == 1 {
+            // Acquire: pairs with every other unit's Release decrement.
+            acquire_fence!(keepalive);
+            // SAFETY: the last unit is gone: no owner, no live slot, no weak handle can
+            // reach the pool any more. It was made by `Box::into_raw` in `create`.
+            drop(unsafe { Box::from_raw(pool.as_ptr()) });
+        }
+    }
+
+    /// Closes the pool on behalf of its owner.
+    ///
+    /// # Safety
+    ///
+    /// Called once, by the owner, which never touches the pool again.
+    unsafe fn close(pool: NonNull<Pool>) {
+        let owned = {
+            // SAFETY: the owner's share is not counted yet, so the pool is alive.
+            let this = unsafe { pool.as_ref() };
+            let mut top = this.free.close();
+            let mut taken = 0;
+            while top != 0 {
+                taken += 1;
+                // Relaxed: the close's Acquire made every pushed link visible, and the
+                // chain is ours alone now.
+                top = this.headers[(top - 1) as usize]
+                    .next_free
+                    .load(Ordering::Relaxed);
+            }
+            // Relaxed: no allocation can run concurrently with the owner's drop.
+            let used = this.fresh.load(Ordering::Relaxed).min(this.capacity);
+            1 + taken + (this.capacity - used)
+        };
+        // SAFETY: the owner returns its share plus the free slots it alone took.
+        unsafe { Pool::count_returned(pool, owned) };
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if let Some((ptr, layout)) = self.block {
+            // SAFETY: `block` is the allocation made by `alloc_zeroed_block` with this
+            // layout, freed only here; no slot is live (the pool is being freed).
+            unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) };
+        }
+        if let Some(heap) = &self.heap {
+            heap.note_free();
+        }
+    }
+}
+
+/// A zeroed, `CACHE_LINE`-aligned block of `bytes` bytes: the start of the data and the
+/// allocation to free later (`None` for zero bytes). `None` if the size overflows.
+///
+/// Allocated through `alloc_zeroed` with the allocator's natural alignment plus slack,
+/// so large pools come from `calloc`'s lazily zeroed pages instead of an explicit
+/// memset: untouched slots cost no resident memory.
+fn alloc_zeroed_block(bytes: usize) -> Option<(NonNull<u8>, Option<(NonNull<u8>, Layout)>)> {
+    #[repr(C, align(64))]
+    struct Line([u8; CACHE_LINE]);
+    if bytes == 0 {
+        return Some((NonNull::<Line>::dangling().cast(), None));
+    }
+    let layout = Layout::from_size_align(bytes.checked_add(CACHE_LINE)?, 16).ok()?;
+    // SAFETY: the layout has a non-zero size.
+    let raw = unsafe { std::alloc::alloc_zeroed(layout) };
+    let Some(block) = NonNull::new(raw) else {
+        std::alloc::handle_alloc_error(layout);
+    };
+    let offset = block.as_ptr().align_offset(CACHE_LINE);
+    debug_assert!(offset < CACHE_LINE);
+    // SAFETY: `offset < CACHE_LINE`, and the block has `bytes + CACHE_LINE` bytes, so
+    // `data .. data + bytes` stays inside it.
+    let data = unsafe { block.add(offset) };
+    Some((data, Some((block, layout))))
+}
+
+/// The owner's handle to a pool: dereferences to it, closes it on drop.
+pub(crate) struct PoolOwner(NonNull<Pool>);
+
+// SAFETY: a `Pool` is shared state made of atomics and immutable fields; the owner only
+// calls its thread-safe methods (`claim` through the free list's CAS and `fresh`'s
+// fetch_add), and closing on drop is safe from any thread.
+unsafe impl Send for PoolOwner {}
+// SAFETY: as above: every method reachable through `&PoolOwner` is thread-safe.
+unsafe impl Sync for PoolOwner {}
+
+impl PoolOwner {
+    /// A new pool of `capacity` slots of `slot_size` bytes.
+    pub(crate) fn new(
+        slot_size: usize,
+        capacity: usize,
+        tag: u8,
+        class: Option<PoolId>,
+    ) -> Result<Self, CapacityError> {
+        Pool::create(slot_size, capacity, tag, class, Start::Owned).map(PoolOwner)
+    }
+}
+
+impl core::ops::Deref for PoolOwner {
+    type Target = Pool;
+
+    #[inline]
+    fn deref(&self) -> &Pool {
+        // SAFETY: the owner's share is counted only in `drop`, so the pool is alive for
+        // as long as the owner exists.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl core::fmt::Debug for PoolOwner {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl Drop for PoolOwner {
+    fn drop(&mut self) {
+        // SAFETY: dropped once; the owner is never used again.
+        unsafe { Pool::close(self.0) };
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::Token;
+
+    #[test]
+    fn token_round_trips() {
+        for t in [
+            Token {
+                generation: 0,
+                tag: 0,
+                index: 0,
+            },
+            Token {
+                generation: u32::MAX,
+                tag: 0xFF,
+                index: (1 << 24) - 1,
+            },
+            Token {
+                generation: 7,
+                tag: 0x40,
+                index: 12345,
+            },
+        ] {
+            assert_eq!(Token::decode(t.encode()), t);
+        }
+    }
+}

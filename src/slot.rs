@@ -1,0 +1,371 @@
+//! The per-slot protocol: one state word (generation | strong count), a raw-hold word for
+//! `u64` tokens, a weak count, and the rules for claiming, sharing and releasing a slot.
+//!
+//! Nothing outside this module reads or writes a slot's counters directly.
+//!
+//! # Lifecycle of a slot
+//!
+//! ```text
+//!            claim (pool pop, exclusive)           last strong release
+//!  free ───────────────────────────────▶ live ───────────────────────────▶ free
+//!  (gen g, strong 0)       (gen g+1, strong 1..)   (gen g+1, strong 0) → free list
+//! ```
+//!
+//! * A slot is *free* when its strong count is 0; only the thread that popped it from the
+//!   free list (or took it fresh from the pool) may write its payload, and it publishes
+//!   the payload with the Release store in [`SlotHeader::activate`].
+//! * The generation changes on every claim, so a weak handle or token from an earlier
+//!   life sees a different generation and is refused.
+//! * Strong counts follow `Arc`: Relaxed increments from an existing handle, Release
+//!   decrements, an Acquire fence after the decrement that reaches zero.
+
+use core::ptr::NonNull;
+
+use crate::pool::Pool;
+use crate::sync::{AtomicU32, AtomicU64, Ordering, abort_on_overflow, acquire_fence};
+
+/// The largest strong, weak or raw-hold count before the process aborts (as `Arc` does).
+///
+/// Half of the 32-bit field: even if every thread of a process incremented at once past
+/// this check, the count could not carry into the generation bits.
+pub(crate) const MAX_REFCOUNT: u32 = i32::MAX as u32;
+
+/// A packed `generation << 32 | count` word: the encoding of both the state word and the
+/// raw-hold word, in one place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Packed(u64);
+
+impl Packed {
+    const COUNT_MASK: u64 = 0xFFFF_FFFF;
+    const GEN_SHIFT: u32 = 32;
+
+    #[inline]
+    pub(crate) const fn new(generation: u32, count: u32) -> Self {
+        Self(((generation as u64) << Self::GEN_SHIFT) | count as u64)
+    }
+
+    #[inline]
+    pub(crate) const fn generation(self) -> u32 {
+        (self.0 >> Self::GEN_SHIFT) as u32
+    }
+
+    #[inline]
+    pub(crate) const fn count(self) -> u32 {
+        (self.0 & Self::COUNT_MASK) as u32
+    }
+}
+
+/// The bookkeeping of one slot. Its payload bytes live in the pool's data block at
+/// `data`; the header lives in the pool's header array, one cache line per slot, so
+/// threads handing different events around never write the same line.
+#[repr(C, align(64))]
+pub(crate) struct SlotHeader {
+    /// `Packed(generation, strong count)`. Strong count 0 means free.
+    state: AtomicU64,
+    /// `Packed(generation, raw holds)`: strong counts parked in `u64` tokens by
+    /// `into_raw`, taken back (once each) by `from_raw`.
+    raw: AtomicU64,
+    /// Live weak handles to this slot (only `get_mut` reads it).
+    weak: AtomicU32,
+    /// Free-list link: 1 + index of the next free slot, 0 at the end. Owned by the pool.
+    pub(crate) next_free: AtomicU32,
+    /// Payload length of a byte event. Written by the claiming thread before the Release
+    /// store in `activate`, so every handle holder sees it.
+    len: AtomicU32,
+    /// Event type of a byte event, published like `len`.
+    event_type: AtomicU32,
+    /// This slot's index in its pool. Immutable.
+    index: u32,
+    /// The pool that owns this slot. Immutable; the pool outlives every handle.
+    pool: NonNull<Pool>,
+    /// Start of this slot's payload bytes in the pool's data block. Immutable.
+    data: NonNull<u8>,
+    /// Lets loom check payload accesses for causality (the bytes themselves are raw
+    /// memory loom cannot see).
+    #[cfg(loom)]
+    payload_access: crate::sync::UnsafeCell<()>,
+}
+
+#[cfg(not(loom))]
+static_assertions::const_assert_eq!(core::mem::size_of::<SlotHeader>(), 64);
+
+impl SlotHeader {
+    /// A free slot of generation 0.
+    pub(crate) fn new(index: u32, pool: NonNull<Pool>, data: NonNull<u8>) -> Self {
+        Self {
+            state: AtomicU64::new(0),
+            raw: AtomicU64::new(0),
+            weak: AtomicU32::new(0),
+            next_free: AtomicU32::new(0),
+            len: AtomicU32::new(0),
+            event_type: AtomicU32::new(0),
+            index,
+            pool,
+            data,
+            #[cfg(loom)]
+            payload_access: crate::sync::UnsafeCell::new(()),
+        }
+    }
+
+    /// This slot's index in its pool.
+    #[inline]
+    pub(crate) fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The pool that owns this slot.
+    #[inline]
+    pub(crate) fn pool(&self) -> NonNull<Pool> {
+        self.pool
+    }
+
+    /// The first payload byte. Reading or writing through it is governed by the slot
+    /// protocol: only the claiming thread writes, before `activate`; handle holders read.
+    #[inline]
+    pub(crate) fn data(&self) -> NonNull<u8> {
+        self.note_payload_read();
+        self.data
+    }
+
+    /// Records a payload read for loom's causality checker (no-op otherwise).
+    #[inline]
+    fn note_payload_read(&self) {
+        #[cfg(loom)]
+        self.payload_access.with(|_| ());
+    }
+
+    /// Records a payload write for loom's causality checker (no-op otherwise).
+    #[inline]
+    pub(crate) fn data_for_write(&self) -> NonNull<u8> {
+        #[cfg(loom)]
+        self.payload_access.with_mut(|_| ());
+        self.data
+    }
+
+    /// Payload length of a byte event.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        // Relaxed: written before the Release store in `activate`; every handle holder
+        // is ordered after that store (it got its handle from the claimer, from an
+        // Acquire upgrade, or from an Acquire token check).
+        self.len.load(Ordering::Relaxed) as usize
+    }
+
+    /// Event type of a byte event.
+    #[inline]
+    pub(crate) fn event_type(&self) -> u32 {
+        // Relaxed: published like `len`.
+        self.event_type.load(Ordering::Relaxed)
+    }
+
+    /// Turns a freshly claimed (free, exclusively owned) slot into a live one with one
+    /// strong reference, and returns its new generation.
+    ///
+    /// The caller has popped this slot from the free list (or taken it fresh), so no
+    /// handle, weak handle or token of the current generation can reach its payload.
+    #[inline]
+    pub(crate) fn activate(&self, len: u32, event_type: u32) -> u32 {
+        // Relaxed: published by the Release store below.
+        self.len.store(len, Ordering::Relaxed);
+        self.event_type.store(event_type, Ordering::Relaxed);
+        // Relaxed: nobody else writes a free slot's state; our exclusive claim (the
+        // Acquire pop in the free list) already ordered us after its last release.
+        let previous = Packed(self.state.load(Ordering::Relaxed));
+        debug_assert_eq!(previous.count(), 0, "claimed a live slot");
+        let generation = previous.generation().wrapping_add(1);
+        // Release: publishes the payload, `len` and `event_type` to every thread that
+        // later Acquires this word (upgrade, from_raw) or a later RMW of its release
+        // sequence (clones and drops are RMWs, so they continue the sequence).
+        self.state
+            .store(Packed::new(generation, 1).0, Ordering::Release);
+        generation
+    }
+
+    /// The current generation (stable while the caller holds a strong reference).
+    #[inline]
+    pub(crate) fn generation(&self) -> u32 {
+        // Relaxed: the caller holds a strong reference, so the generation cannot change.
+        Packed(self.state.load(Ordering::Relaxed)).generation()
+    }
+
+    /// The current strong count.
+    #[inline]
+    pub(crate) fn strong_count(&self) -> u32 {
+        // Relaxed: a snapshot for introspection, like `Arc::strong_count`.
+        Packed(self.state.load(Ordering::Relaxed)).count()
+    }
+
+    /// The strong count as of now, or 0 if the slot is not in `generation` (statistics).
+    #[inline]
+    pub(crate) fn snapshot(&self) -> Packed {
+        // Relaxed: statistics snapshot; no memory is read on the strength of it.
+        Packed(self.state.load(Ordering::Relaxed))
+    }
+
+    /// Adds a strong reference on behalf of a caller that already holds one.
+    #[inline]
+    pub(crate) fn acquire_strong(&self) {
+        // Relaxed: the caller's existing reference keeps the slot live, and a new
+        // reference made from it needs no ordering of its own (same argument as
+        // `Arc::clone`). Visibility of the payload travels with the handle.
+        let previous = Packed(self.state.fetch_add(1, Ordering::Relaxed));
+        if previous.count() > MAX_REFCOUNT {
+            abort_on_overflow();
+        }
+    }
+
+    /// Drops a strong reference. Returns `true` if it was the last one: the slot is then
+    /// free, the caller must return it to the pool, and every access of every former
+    /// holder happens-before the caller's return (Release decrements + Acquire fence).
+    #[inline]
+    pub(crate) fn release_strong(&self) -> bool {
+        // Release: orders this holder's payload reads before the final decrement.
+        let previous = Packed(self.state.fetch_sub(1, Ordering::Release));
+        debug_assert!(previous.count() > 0, "released a free slot");
+        if previous.count() != 1 {
+            return false;
+        }
+        // Acquire: pairs with every other holder's Release decrement, so all their
+        // reads happen-before the slot is reused.
+        acquire_fence!(self.state);
+        true
+    }
+
+    /// Adds a strong reference if the slot is still live in `generation`: the upgrade
+    /// of a weak handle.
+    #[inline]
+    pub(crate) fn try_acquire_strong(&self, generation: u32) -> bool {
+        // Relaxed: only a comparison value; the successful CAS below is Acquire.
+        let mut current = Packed(self.state.load(Ordering::Relaxed));
+        loop {
+            if current.generation() != generation || current.count() == 0 {
+                return false;
+            }
+            if current.count() > MAX_REFCOUNT {
+                abort_on_overflow();
+            }
+            match self.state.compare_exchange_weak(
+                current.0,
+                current.0 + 1,
+                // Acquire: pairs with the Release store in `activate` (through its
+                // release sequence), so the payload is visible to the new handle.
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => current = Packed(actual),
+            }
+        }
+    }
+
+    /// Whether the caller's strong reference is the only reference of any kind (no other
+    /// strong handle, no parked token, no weak handle that could upgrade).
+    #[inline]
+    pub(crate) fn is_unique(&self) -> bool {
+        // Acquire (both): pairs with the Release decrements of former holders, so their
+        // reads happen-before the caller's writes through the unique reference. While the
+        // caller holds `&mut` to its handle, no new strong or weak reference can appear
+        // (both are made only from an existing handle), so the answer stays true.
+        Packed(self.state.load(Ordering::Acquire)).count() == 1
+            && self.weak.load(Ordering::Acquire) == 0
+    }
+
+    /// Registers a weak handle.
+    #[inline]
+    pub(crate) fn add_weak(&self) {
+        // Relaxed: the caller holds a reference; the count only gates `get_mut`, which
+        // cannot run concurrently with the caller's `&` access to the same handle.
+        let previous = self.weak.fetch_add(1, Ordering::Relaxed);
+        if previous > MAX_REFCOUNT {
+            abort_on_overflow();
+        }
+    }
+
+    /// Unregisters a weak handle.
+    #[inline]
+    pub(crate) fn remove_weak(&self) {
+        // Release: pairs with the Acquire load in `is_unique`.
+        self.weak.fetch_sub(1, Ordering::Release);
+    }
+
+    /// Parks one of the caller's strong references in the raw-hold word, to be taken
+    /// back by [`SlotHeader::take_raw`] with the same generation.
+    #[inline]
+    pub(crate) fn park_raw(&self, generation: u32) {
+        // Relaxed: comparison value; the CAS below is Release.
+        let mut current = Packed(self.raw.load(Ordering::Relaxed));
+        loop {
+            // Holds of an older generation are all gone: a parked hold keeps the slot
+            // live, so the generation cannot have moved while one existed.
+            let next = if current.generation() == generation {
+                if current.count() > MAX_REFCOUNT {
+                    abort_on_overflow();
+                }
+                Packed::new(generation, current.count() + 1)
+            } else {
+                debug_assert_eq!(current.count(), 0, "raw holds survived their slot");
+                Packed::new(generation, 1)
+            };
+            match self.raw.compare_exchange_weak(
+                current.0,
+                next.0,
+                // Release: pairs with the Acquire in `take_raw`.
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(actual) => current = Packed(actual),
+            }
+        }
+    }
+
+    /// Takes back one parked strong reference of `generation`. `false` if there is none:
+    /// the token is stale (its slot was released or reused) or was already used.
+    #[inline]
+    pub(crate) fn take_raw(&self, generation: u32) -> bool {
+        // Relaxed: comparison value; the successful CAS is Acquire.
+        let mut current = Packed(self.raw.load(Ordering::Relaxed));
+        loop {
+            if current.generation() != generation || current.count() == 0 {
+                return false;
+            }
+            match self.raw.compare_exchange_weak(
+                current.0,
+                current.0 - 1,
+                // Acquire: pairs with the Release in `park_raw`, whose thread was
+                // ordered after `activate`; so the payload is visible to the new handle.
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    // The parked hold is a strong reference, so the slot is live in
+                    // this generation.
+                    debug_assert_eq!(self.snapshot().generation(), generation);
+                    return true;
+                }
+                Err(actual) => current = Packed(actual),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Packed;
+
+    #[test]
+    fn packed_round_trips() {
+        for (generation, count) in [(0, 0), (1, 1), (u32::MAX, 7), (12345, u32::MAX)] {
+            let p = Packed::new(generation, count);
+            assert_eq!(p.generation(), generation);
+            assert_eq!(p.count(), count);
+        }
+    }
+
+    #[test]
+    fn count_increment_does_not_touch_generation() {
+        let p = Packed::new(9, 41);
+        let q = Packed(p.0 + 1);
+        assert_eq!((q.generation(), q.count()), (9, 42));
+    }
+}
