@@ -86,7 +86,6 @@ impl EventAllocator {
     /// );
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[must_use]
     pub fn builder() -> EventAllocatorBuilder {
         EventAllocatorBuilder {
             capacities: DEFAULT_CAPACITIES,

@@ -86,7 +86,7 @@ pub(crate) struct Pool {
     failures: AtomicU64,
     headers: Box<[SlotHeader]>,
     /// The allocation behind `data` (it may start a little before `data`), if any.
-    block: Option<(NonNull<u8>, Layout)>,
+    block: Option<Block>,
     slot_size: usize,
     capacity: usize,
     tag: u8,
@@ -434,13 +434,16 @@ impl Drop for Pool {
     }
 }
 
+/// A heap allocation and the layout it was made with.
+type Block = (NonNull<u8>, Layout);
+
 /// A zeroed, `CACHE_LINE`-aligned block of `bytes` bytes: the start of the data and the
 /// allocation to free later (`None` for zero bytes). `None` if the size overflows.
 ///
 /// Allocated through `alloc_zeroed` with the allocator's natural alignment plus slack,
 /// so large pools come from `calloc`'s lazily zeroed pages instead of an explicit
 /// memset: untouched slots cost no resident memory.
-fn alloc_zeroed_block(bytes: usize) -> Option<(NonNull<u8>, Option<(NonNull<u8>, Layout)>)> {
+fn alloc_zeroed_block(bytes: usize) -> Option<(NonNull<u8>, Option<Block>)> {
     #[repr(C, align(64))]
     struct Line([u8; CACHE_LINE]);
     if bytes == 0 {

@@ -131,7 +131,6 @@ impl<T> RingPtr<T> {
     /// assert!(weak.upgrade().is_none());
     /// # Ok::<(), slotring::AllocError>(())
     /// ```
-    #[must_use]
     pub fn downgrade(this: &Self) -> WeakRingPtr<T> {
         let header = this.header();
         header.add_weak();
