@@ -55,11 +55,13 @@ impl Packed {
     }
 }
 
-/// The bookkeeping of one slot. Its payload bytes live in the pool's data block at
-/// `data`; the header lives in the pool's header array, one cache line per slot, so
-/// threads handing different events around never write the same line.
-#[repr(C, align(64))]
-pub(crate) struct SlotHeader {
+/// The position-independent part of a slot: its counters and event metadata, all
+/// atomics. It holds no pointers, so it works in any memory several threads (or, in
+/// shared memory, several processes) map, and it is valid when zeroed (a free slot of
+/// generation 0).
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct SlotState {
     /// `Packed(generation, strong count)`. Strong count 0 means free.
     state: AtomicU64,
     /// `Packed(generation, raw holds)`: strong counts parked in `u64` tokens by
@@ -74,6 +76,14 @@ pub(crate) struct SlotHeader {
     len: AtomicU32,
     /// Event type of a byte event, published like `len`.
     event_type: AtomicU32,
+}
+
+/// The bookkeeping of one slot of an in-process pool: its [`SlotState`] plus where its
+/// payload and pool are. Headers live in the pool's header array, one cache line per
+/// slot, so threads handing different events around never write the same line.
+#[repr(C, align(64))]
+pub(crate) struct SlotHeader {
+    counters: SlotState,
     /// This slot's index in its pool. Immutable.
     index: u32,
     /// The pool that owns this slot. Immutable; the pool outlives every handle.
@@ -88,17 +98,14 @@ pub(crate) struct SlotHeader {
 
 #[cfg(not(loom))]
 static_assertions::const_assert_eq!(core::mem::size_of::<SlotHeader>(), 64);
+#[cfg(not(loom))]
+static_assertions::const_assert_eq!(core::mem::size_of::<SlotState>(), 32);
 
 impl SlotHeader {
     /// A free slot of generation 0.
     pub(crate) fn new(index: u32, pool: NonNull<Pool>, data: NonNull<u8>) -> Self {
         Self {
-            state: AtomicU64::new(0),
-            raw: AtomicU64::new(0),
-            weak: AtomicU32::new(0),
-            next_free: AtomicU32::new(0),
-            len: AtomicU32::new(0),
-            event_type: AtomicU32::new(0),
+            counters: SlotState::new(),
             index,
             pool,
             data,
@@ -140,6 +147,29 @@ impl SlotHeader {
         #[cfg(loom)]
         self.payload_access.with_mut(|_| ());
         self.data
+    }
+}
+
+impl core::ops::Deref for SlotHeader {
+    type Target = SlotState;
+
+    #[inline]
+    fn deref(&self) -> &SlotState {
+        &self.counters
+    }
+}
+
+impl SlotState {
+    /// A free slot of generation 0 (the same as all-zero memory).
+    pub(crate) fn new() -> Self {
+        Self {
+            state: AtomicU64::new(0),
+            raw: AtomicU64::new(0),
+            weak: AtomicU32::new(0),
+            next_free: AtomicU32::new(0),
+            len: AtomicU32::new(0),
+            event_type: AtomicU32::new(0),
+        }
     }
 
     /// Payload length of a byte event.
