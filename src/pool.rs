@@ -93,6 +93,9 @@ pub(crate) struct Pool {
     class: Option<PoolId>,
     /// Heap-fallback events count themselves in their allocator's heap statistics.
     heap: Option<Arc<HeapCounters>>,
+    /// Lets loom report a pool that is never freed (or freed twice).
+    #[cfg(loom)]
+    _track: crate::sync::Track<()>,
 }
 
 impl core::fmt::Debug for Pool {
@@ -156,6 +159,8 @@ impl Pool {
             tag,
             class,
             heap,
+            #[cfg(loom)]
+            _track: crate::sync::Track::new(()),
         });
         let raw = Box::into_raw(pool);
         // SAFETY: `raw` comes from `Box::into_raw` just above, so it is non-null.

@@ -62,6 +62,10 @@ impl<T: ?Sized> UnsafeCell<T> {
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;
 
+/// Under loom, tracks an allocation so a model reports it if it leaks.
+#[cfg(loom)]
+pub(crate) use loom::alloc::Track;
+
 /// The Acquire half of a reference-count release, as `std::sync::Arc` writes it.
 ///
 /// Normally an Acquire `fence`. ThreadSanitizer does not model fences and would report a

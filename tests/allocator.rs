@@ -37,7 +37,10 @@ fn quick_start_from_the_issue() {
     let weak: WeakRingPtr<Event> = RingPtr::downgrade(&ev);
     drop(twin);
     drop(ev);
-    assert!(weak.upgrade().is_none(), "the last drop must end the slot's life");
+    assert!(
+        weak.upgrade().is_none(),
+        "the last drop must end the slot's life"
+    );
     let stats = alloc.stats();
     assert_eq!(stats.pool(PoolId::XS).in_use, 0);
     assert_eq!(stats.pool(PoolId::XS).allocations, 1);
@@ -231,7 +234,10 @@ fn tokens_round_trip_once_and_stale_tokens_are_refused() {
     let pool = RingBuffer::<64, 2>::new();
     let typed = RingPtr::into_raw(pool.alloc(1u8).unwrap()).unwrap();
     assert_eq!(alloc.from_raw(typed).unwrap_err(), TokenError::Foreign);
-    assert_eq!(pool.from_raw::<u8>(fresh_token).unwrap_err(), TokenError::Foreign);
+    assert_eq!(
+        pool.from_raw::<u8>(fresh_token).unwrap_err(),
+        TokenError::Foreign
+    );
     assert_eq!(*pool.from_raw::<u8>(typed).unwrap(), 1);
 }
 
@@ -268,7 +274,10 @@ fn get_mut_only_when_unique() {
     RingPtr::get_mut(&mut ev).unwrap()[0] = b'x';
     assert_eq!(ev.payload(), b"xbc");
     let weak = RingPtr::downgrade(&ev);
-    assert!(RingPtr::get_mut(&mut ev).is_none(), "a weak handle could upgrade");
+    assert!(
+        RingPtr::get_mut(&mut ev).is_none(),
+        "a weak handle could upgrade"
+    );
     drop(weak);
     let twin = ev.clone();
     assert!(RingPtr::get_mut(&mut ev).is_none());
@@ -285,7 +294,10 @@ fn stats_track_in_use_high_water_and_allocations() {
     let xs = *alloc.stats().pool(PoolId::XS);
     assert_eq!(xs.capacity, 4);
     assert_eq!(xs.in_use, 1);
-    assert_eq!(xs.high_water, 3, "a freed slot is reused before a fresh one");
+    assert_eq!(
+        xs.high_water, 3,
+        "a freed slot is reused before a fresh one"
+    );
     assert_eq!(xs.allocations, 4);
     drop(again);
 }
