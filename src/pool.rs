@@ -358,6 +358,12 @@ impl Pool {
         // AcqRel: every returner's accesses are released into the counter, and the one
         // who completes it acquires them all before it may free the pool.
         if returned.fetch_add(count, Ordering::AcqRel) + count == target {
+            // SAFETY: still alive: we have not given up the unit yet.
+            if let Some(heap) = unsafe { &(*p).heap } {
+                // A heap event is dead once its slot is back, even if weak handles keep
+                // its storage a while longer.
+                heap.note_free();
+            }
             // SAFETY: the unit was held by the slots and the owner, all now returned.
             unsafe { Pool::unkeep(pool) };
         }
@@ -432,9 +438,6 @@ impl Drop for Pool {
             // SAFETY: `block` is the allocation made by `alloc_zeroed_block` with this
             // layout, freed only here; no slot is live (the pool is being freed).
             unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) };
-        }
-        if let Some(heap) = &self.heap {
-            heap.note_free();
         }
     }
 }

@@ -355,3 +355,13 @@ fn errors_display_what_happened() {
     let e: Box<dyn std::error::Error + Send + Sync> = Box::new(TokenError::Stale);
     assert!(e.to_string().contains("stale"));
 }
+
+#[test]
+fn a_dead_heap_event_is_not_in_use_while_weak_handles_remain() {
+    let alloc = EventAllocator::new();
+    let big = alloc.allocate(&[1; 20_000], 0).unwrap();
+    let weak = RingPtr::downgrade(&big);
+    drop(big);
+    assert_eq!(alloc.stats().heap.in_use, 0, "found by the model test");
+    assert!(weak.upgrade().is_none());
+}
