@@ -47,7 +47,12 @@ fn main() -> ExitCode {
         let mut payload = vec![0u8; 12_000];
         for seq in 0..events {
             // Mostly small events, like a real event stream: 80 % XS, the rest spread.
-            let len = sizes[if seq % 5 != 0 { 0 } else { (seq / 5 % 5) as usize }];
+            let class = if seq % 5 == 0 {
+                (seq / 5 % 5) as usize
+            } else {
+                0
+            };
+            let len = sizes[class];
             payload[..len].fill(seq as u8);
             let ev = alloc
                 .allocate(&payload[..len], seq as u32)
