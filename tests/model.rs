@@ -4,8 +4,6 @@
 //! handle should see and what the statistics should say.
 #![cfg(not(loom))]
 
-use std::collections::HashMap;
-
 use proptest::prelude::*;
 use slotring::{Event, EventAllocator, PoolId, RingPtr, TokenError, WeakRingPtr};
 
