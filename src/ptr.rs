@@ -133,7 +133,7 @@ impl<T> RingPtr<T> {
     /// ```
     pub fn downgrade(this: &Self) -> WeakRingPtr<T> {
         let header = this.header();
-        header.add_weak();
+        header.mark_weak();
         // SAFETY: our strong reference keeps the pool alive.
         unsafe { Pool::keep(header.pool()) };
         WeakRingPtr {
@@ -180,7 +180,11 @@ impl<T> RingPtr<T> {
     }
 
     /// A mutable reference to the value if this is the only handle of any kind (no
-    /// other strong handle, weak handle or parked token).
+    /// other strong handle, no parked token) and no weak handle was made for this
+    /// event. Like `Arc::get_mut`, but more conservative about weak handles: once one was
+    /// made, `get_mut` returns `None` for the rest of the event's life, even after the
+    /// weak handle is gone (tracking that exactly would cost every release an extra
+    /// atomic read-modify-write).
     ///
     /// ```
     /// use slotring::{RingBuffer, RingPtr};
@@ -428,7 +432,6 @@ impl<T> WeakRingPtr<T> {
 impl<T> Clone for WeakRingPtr<T> {
     fn clone(&self) -> Self {
         let header = self.header();
-        header.add_weak();
         // SAFETY: our own keepalive unit keeps the pool alive.
         unsafe { Pool::keep(header.pool()) };
         Self {
@@ -441,9 +444,7 @@ impl<T> Clone for WeakRingPtr<T> {
 
 impl<T> Drop for WeakRingPtr<T> {
     fn drop(&mut self) {
-        let header = self.header();
-        let pool = header.pool();
-        header.remove_weak();
+        let pool = self.header().pool();
         // SAFETY: we give up the unit this weak handle took, and touch nothing after.
         unsafe { Pool::unkeep(pool) };
     }

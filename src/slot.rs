@@ -1,5 +1,6 @@
-//! The per-slot protocol: one state word (generation | strong count), a raw-hold word for
-//! `u64` tokens, a weak count, and the rules for claiming, sharing and releasing a slot.
+//! The per-slot protocol: one state word (generation | weak flag | strong count), a
+//! raw-hold word for `u64` tokens, and the rules for claiming, sharing and releasing a
+//! slot.
 //!
 //! Nothing outside this module reads or writes a slot's counters directly.
 //!
@@ -18,25 +19,33 @@
 //!   life sees a different generation and is refused.
 //! * Strong counts follow `Arc`: Relaxed increments from an existing handle, Release
 //!   decrements, an Acquire fence after the decrement that reaches zero.
+//! * The *weak flag* is set (for the rest of the slot's life) by the first downgrade.
+//!   A handle that reads `strong == 1` with the flag clear in one Acquire load is the only
+//!   reference of any kind, and no other can appear: clones, tokens and weak handles are
+//!   all made from an existing reference. Such a handle releases the slot with a plain
+//!   store instead of a read-modify-write ([`SlotState::release_strong`]), which makes the
+//!   common "allocate, pass on, drop" life free of locked instructions.
 
 use core::ptr::NonNull;
 
 use crate::pool::Pool;
 use crate::sync::{AtomicU32, AtomicU64, Ordering, abort_on_overflow, acquire_fence};
 
-/// The largest strong, weak or raw-hold count before the process aborts (as `Arc` does).
+/// The largest strong or raw-hold count before the process aborts (as `Arc` does).
 ///
-/// Half of the 32-bit field: even if every thread of a process incremented at once past
-/// this check, the count could not carry into the generation bits.
-pub(crate) const MAX_REFCOUNT: u32 = i32::MAX as u32;
+/// Half of the 31-bit count field: even if every thread of a process incremented at once
+/// past this check, the count could not carry into the weak flag or the generation.
+pub(crate) const MAX_REFCOUNT: u32 = 1 << 30;
 
-/// A packed `generation << 32 | count` word: the encoding of both the state word and the
-/// raw-hold word, in one place.
+/// A packed `generation << 32 | flag << 31 | count` word: the encoding of both the state
+/// word (flag = a weak handle was made in this life) and the raw-hold word (flag unused),
+/// in one place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Packed(u64);
 
 impl Packed {
-    const COUNT_MASK: u64 = 0xFFFF_FFFF;
+    const COUNT_MASK: u64 = 0x7FFF_FFFF;
+    const FLAG: u64 = 1 << 31;
     const GEN_SHIFT: u32 = 32;
 
     #[inline]
@@ -53,6 +62,12 @@ impl Packed {
     pub(crate) const fn count(self) -> u32 {
         (self.0 & Self::COUNT_MASK) as u32
     }
+
+    /// The state word's weak flag: a weak handle was made in this life.
+    #[inline]
+    pub(crate) const fn weak_flag(self) -> bool {
+        self.0 & Self::FLAG != 0
+    }
 }
 
 /// The position-independent part of a slot: its counters and event metadata, all
@@ -67,8 +82,6 @@ pub(crate) struct SlotState {
     /// `Packed(generation, raw holds)`: strong counts parked in `u64` tokens by
     /// `into_raw`, taken back (once each) by `from_raw`.
     raw: AtomicU64,
-    /// Live weak handles to this slot (only `get_mut` reads it).
-    weak: AtomicU32,
     /// Free-list link: 1 + index of the next free slot, 0 at the end. Owned by the pool.
     pub(crate) next_free: AtomicU32,
     /// Payload length of a byte event. Written by the claiming thread before the Release
@@ -165,7 +178,6 @@ impl SlotState {
         Self {
             state: AtomicU64::new(0),
             raw: AtomicU64::new(0),
-            weak: AtomicU32::new(0),
             next_free: AtomicU32::new(0),
             len: AtomicU32::new(0),
             event_type: AtomicU32::new(0),
@@ -203,6 +215,7 @@ impl SlotState {
         let previous = Packed(self.state.load(Ordering::Relaxed));
         debug_assert_eq!(previous.count(), 0, "claimed a live slot");
         let generation = previous.generation().wrapping_add(1);
+        // A new life: one strong reference, weak flag clear.
         // Release: publishes the payload, `len` and `event_type` to every thread that
         // later Acquires this word (upgrade, from_raw) or a later RMW of its release
         // sequence (clones and drops are RMWs, so they continue the sequence).
@@ -249,6 +262,19 @@ impl SlotState {
     /// holder happens-before the caller's return (Release decrements + Acquire fence).
     #[inline]
     pub(crate) fn release_strong(&self) -> bool {
+        // Acquire: if this is the last reference, pairs with the Release decrements of
+        // every former holder (through the RMW chain on this word), so their reads
+        // happen-before the slot's reuse; otherwise only a hint for the fast path.
+        let current = Packed(self.state.load(Ordering::Acquire));
+        if current.count() == 1 && !current.weak_flag() {
+            // We are the only reference of any kind and none can appear (module docs),
+            // so nobody else writes this word until the slot is claimed again.
+            // Relaxed: the next claimer is ordered after us by the free list's
+            // Release push / Acquire pop (or by being this same thread).
+            self.state
+                .store(Packed::new(current.generation(), 0).0, Ordering::Relaxed);
+            return true;
+        }
         // Release: orders this holder's payload reads before the final decrement.
         let previous = Packed(self.state.fetch_sub(1, Ordering::Release));
         debug_assert!(previous.count() > 0, "released a free slot");
@@ -288,34 +314,26 @@ impl SlotState {
         }
     }
 
-    /// Whether the caller's strong reference is the only reference of any kind (no other
-    /// strong handle, no parked token, no weak handle that could upgrade).
+    /// Whether the caller's strong reference is the only reference of any kind and no weak
+    /// handle was made in this life (so none can upgrade).
     #[inline]
     pub(crate) fn is_unique(&self) -> bool {
-        // Acquire (both): pairs with the Release decrements of former holders, so their
-        // reads happen-before the caller's writes through the unique reference. While the
-        // caller holds `&mut` to its handle, no new strong or weak reference can appear
-        // (both are made only from an existing handle), so the answer stays true.
-        Packed(self.state.load(Ordering::Acquire)).count() == 1
-            && self.weak.load(Ordering::Acquire) == 0
+        // Acquire: pairs with the Release decrements of former holders, so their reads
+        // happen-before the caller's writes through the unique reference. One load sees
+        // both the count and the weak flag, so no weak handle can slip in between two
+        // checks; while the caller holds `&mut` to its handle, no new reference can be
+        // made, so the answer stays true.
+        let current = Packed(self.state.load(Ordering::Acquire));
+        current.count() == 1 && !current.weak_flag()
     }
 
-    /// Registers a weak handle.
+    /// Records that a weak handle exists in this life (the caller holds a strong one).
     #[inline]
-    pub(crate) fn add_weak(&self) {
-        // Relaxed: the caller holds a reference; the count only gates `get_mut`, which
-        // cannot run concurrently with the caller's `&` access to the same handle.
-        let previous = self.weak.fetch_add(1, Ordering::Relaxed);
-        if previous > MAX_REFCOUNT {
-            abort_on_overflow();
-        }
-    }
-
-    /// Unregisters a weak handle.
-    #[inline]
-    pub(crate) fn remove_weak(&self) {
-        // Release: pairs with the Acquire load in `is_unique`.
-        self.weak.fetch_sub(1, Ordering::Release);
+    pub(crate) fn mark_weak(&self) {
+        // Relaxed: the flag only has to be in the word's modification order before the
+        // caller's own later decrement, which coherence guarantees; any load that sees
+        // the caller's reference gone sees the flag too.
+        self.state.fetch_or(Packed::FLAG, Ordering::Relaxed);
     }
 
     /// Parks one of the caller's strong references in the raw-hold word, to be taken
@@ -385,7 +403,7 @@ mod tests {
 
     #[test]
     fn packed_round_trips() {
-        for (generation, count) in [(0, 0), (1, 1), (u32::MAX, 7), (12345, u32::MAX)] {
+        for (generation, count) in [(0, 0), (1, 1), (u32::MAX, 7), (12345, 0x7FFF_FFFF)] {
             let p = Packed::new(generation, count);
             assert_eq!(p.generation(), generation);
             assert_eq!(p.count(), count);
@@ -393,9 +411,11 @@ mod tests {
     }
 
     #[test]
-    fn count_increment_does_not_touch_generation() {
-        let p = Packed::new(9, 41);
+    fn count_increment_does_not_touch_generation_or_flag() {
+        let p = Packed(Packed::new(9, 41).0 | Packed::FLAG);
         let q = Packed(p.0 + 1);
-        assert_eq!((q.generation(), q.count()), (9, 42));
+        assert_eq!((q.generation(), q.count(), q.weak_flag()), (9, 42, true));
+        assert!(!Packed::new(9, 41).weak_flag());
+        assert!(super::MAX_REFCOUNT <= Packed::COUNT_MASK as u32 / 2 + 1);
     }
 }

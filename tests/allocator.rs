@@ -273,16 +273,37 @@ fn get_mut_only_when_unique() {
     let mut ev = alloc.allocate(b"abc", 0).unwrap();
     RingPtr::get_mut(&mut ev).unwrap()[0] = b'x';
     assert_eq!(ev.payload(), b"xbc");
+    let twin = ev.clone();
+    assert!(
+        RingPtr::get_mut(&mut ev).is_none(),
+        "another strong handle exists"
+    );
+    drop(twin);
+    assert!(RingPtr::get_mut(&mut ev).is_some());
+    let token = RingPtr::into_raw(ev.clone()).unwrap();
+    assert!(
+        RingPtr::get_mut(&mut ev).is_none(),
+        "a parked token is a reference"
+    );
+    drop(alloc.from_raw(token).unwrap());
+    assert!(RingPtr::get_mut(&mut ev).is_some());
+
     let weak = RingPtr::downgrade(&ev);
     assert!(
         RingPtr::get_mut(&mut ev).is_none(),
         "a weak handle could upgrade"
     );
     drop(weak);
-    let twin = ev.clone();
-    assert!(RingPtr::get_mut(&mut ev).is_none());
-    drop(twin);
-    assert!(RingPtr::get_mut(&mut ev).is_some());
+    assert!(
+        RingPtr::get_mut(&mut ev).is_none(),
+        "documented: once a weak handle was made, get_mut stays None for this life"
+    );
+    drop(ev);
+    let mut next = alloc.try_allocate(b"next", 0).unwrap();
+    assert!(
+        RingPtr::get_mut(&mut next).is_some(),
+        "a new life starts without the flag"
+    );
 }
 
 #[test]
