@@ -63,13 +63,16 @@ impl FreeList {
         }
     }
 
-    /// Pushes `index`, whose link is `link` (the slot's `next_free`). Fails without
-    /// pushing if the list is closed.
+    /// Pushes a chain of free slots: `first` is the chain's first index, `last_link` the
+    /// `next_free` link of its last slot (for a single slot, its own link). The caller
+    /// owns every slot of the chain and has already linked them (1 + next index in each
+    /// link but the last); the pushing CAS publishes those links. Fails without pushing if
+    /// the list is closed.
     ///
     /// Only atomics are borrowed here: after the successful CAS the pool may be freed by
     /// another thread at any moment, and nothing of it is touched again.
     #[inline]
-    pub(crate) fn push(&self, index: u32, link: &AtomicU32) -> Result<(), Closed> {
+    pub(crate) fn push_chain(&self, first: u32, last_link: &AtomicU32) -> Result<(), Closed> {
         // Relaxed: comparison value only; the CAS publishes.
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
@@ -77,12 +80,12 @@ impl FreeList {
                 return Err(Closed);
             }
             // Relaxed: published by the Release CAS below.
-            link.store(top(head), Ordering::Relaxed);
+            last_link.store(top(head), Ordering::Relaxed);
             match self.head.compare_exchange_weak(
                 head,
-                with_top(head, index + 1),
-                // Release: pairs with the Acquire in `pop` and `close`, so the link and
-                // every access of the slot's last holders happen-before its next claim.
+                with_top(head, first + 1),
+                // Release: pairs with the Acquire in `pop` and `close`, so the links and
+                // every access of the slots' last holders happen-before their next claim.
                 Ordering::Release,
                 Ordering::Relaxed,
             ) {
@@ -90,6 +93,15 @@ impl FreeList {
                 Err(actual) => head = actual,
             }
         }
+    }
+
+    /// Whether the owner has closed the list (a snapshot; only a hint for callers that
+    /// fall back to `push`, which decides for certain).
+    #[inline]
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn is_closed(&self) -> bool {
+        // Relaxed: a hint; `push_chain` rechecks in its CAS.
+        self.head.load(Ordering::Relaxed) & CLOSED != 0
     }
 
     /// Pops a free index; `links(i)` is slot `i`'s `next_free`.
@@ -142,7 +154,7 @@ mod tests {
         let links = links(4);
         let list = FreeList::new();
         for i in 0..4 {
-            list.push(i, &links[i as usize]).unwrap();
+            list.push_chain(i, &links[i as usize]).unwrap();
         }
         let got: Vec<_> = std::iter::from_fn(|| list.pop(|i| &links[i as usize])).collect();
         assert_eq!(got, vec![3, 2, 1, 0]);
@@ -153,8 +165,8 @@ mod tests {
     fn close_takes_the_chain_and_refuses_pushes() {
         let links = links(3);
         let list = FreeList::new();
-        list.push(0, &links[0]).unwrap();
-        list.push(2, &links[2]).unwrap();
+        list.push_chain(0, &links[0]).unwrap();
+        list.push_chain(2, &links[2]).unwrap();
         let mut top = list.close();
         let mut chain = Vec::new();
         while top != 0 {
@@ -162,8 +174,23 @@ mod tests {
             top = links[(top - 1) as usize].load(Ordering::Relaxed);
         }
         assert_eq!(chain, vec![2, 0]);
-        assert_eq!(list.push(1, &links[1]), Err(Closed));
+        assert_eq!(list.push_chain(1, &links[1]), Err(Closed));
         assert_eq!(list.pop(|i| &links[i as usize]), None);
+    }
+
+    #[test]
+    fn chains_push_in_one_step() {
+        let links = links(3);
+        let list = FreeList::new();
+        // Chain 2 -> 0 -> 1, pushed at once.
+        links[2].store(1, Ordering::Relaxed);
+        links[0].store(2, Ordering::Relaxed);
+        list.push_chain(2, &links[1]).unwrap();
+        let got: Vec<_> = std::iter::from_fn(|| list.pop(|i| &links[i as usize])).collect();
+        assert_eq!(got, vec![2, 0, 1]);
+        assert!(!list.is_closed());
+        list.close();
+        assert!(list.is_closed());
     }
 
     #[test]
@@ -171,7 +198,7 @@ mod tests {
         let links = links(1);
         let list = FreeList::new();
         let h0 = list.head.load(Ordering::Relaxed);
-        list.push(0, &links[0]).unwrap();
+        list.push_chain(0, &links[0]).unwrap();
         list.pop(|i| &links[i as usize]).unwrap();
         let h2 = list.head.load(Ordering::Relaxed);
         assert_eq!(top(h0), top(h2));

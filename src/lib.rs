@@ -121,6 +121,8 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod allocator;
+#[cfg(not(loom))]
+mod cache;
 pub mod error;
 pub mod event;
 mod free_list;

@@ -26,6 +26,8 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
+#[cfg(not(loom))]
+use crate::cache;
 use crate::error::{CapacityError, TokenError};
 use crate::event::PoolId;
 use crate::free_list::FreeList;
@@ -38,6 +40,13 @@ pub(crate) const MAX_SLOTS: usize = (1 << 24) - 1;
 
 /// Payload slots start on cache-line boundaries.
 pub(crate) const CACHE_LINE: usize = 64;
+
+/// The most free slots of one pool a thread keeps in its magazine (none under loom,
+/// whose models explore the shared protocol).
+#[cfg(not(loom))]
+const MAX_CACHED: usize = cache::MAGAZINE;
+#[cfg(loom)]
+const MAX_CACHED: usize = 0;
 
 /// Token `tag` of the typed [`RingBuffer`](crate::RingBuffer) pools.
 pub(crate) const TAG_RING: u8 = 0x40;
@@ -73,7 +82,8 @@ impl Token {
 /// A pool's storage and state. Reached through [`PoolOwner`] by its owner and through
 /// slot headers' back pointers by handles; freed by whoever releases its last unit.
 pub(crate) struct Pool {
-    free: FreeList,
+    /// The shared free list, alone on its cache line (every thread CASes it).
+    free: CachePadded<FreeList>,
     /// Index of the next never-used slot (slots are used in order before any is reused).
     fresh: AtomicUsize,
     /// Slots counted back after the close, plus the owner's share (see module docs).
@@ -89,6 +99,9 @@ pub(crate) struct Pool {
     block: Option<Block>,
     slot_size: usize,
     capacity: usize,
+    /// Free slots of this pool one thread may keep in its magazine (0: none).
+    #[cfg_attr(loom, allow(dead_code))]
+    cache_limit: usize,
     tag: u8,
     class: Option<PoolId>,
     /// Heap-fallback events count themselves in their allocator's heap statistics.
@@ -140,13 +153,14 @@ impl Pool {
         let bytes = stride.checked_mul(capacity).ok_or(too_many_bytes)?;
         let (data, block) = alloc_zeroed_block(bytes).ok_or(too_many_bytes)?;
 
-        let (free, returned, heap) = match start {
-            Start::Owned => (FreeList::new(), 0, None),
+        let (free, returned, heap, cache_limit) = match start {
+            // An eighth of the pool per thread at most, so magazines cannot hoard it.
+            Start::Owned => (FreeList::new(), 0, None, (capacity / 8).min(MAX_CACHED)),
             // No owner will ever close it or add its share: start closed, share counted.
-            Start::Ownerless(counters) => (FreeList::new_closed(), 1, Some(counters)),
+            Start::Ownerless(counters) => (FreeList::new_closed(), 1, Some(counters), 0),
         };
         let pool = Box::new(Pool {
-            free,
+            free: CachePadded(free),
             fresh: AtomicUsize::new(0),
             returned: AtomicUsize::new(returned),
             keepalive: AtomicUsize::new(1),
@@ -156,6 +170,7 @@ impl Pool {
             block,
             slot_size,
             capacity,
+            cache_limit,
             tag,
             class,
             heap,
@@ -209,6 +224,12 @@ impl Pool {
     /// Claims a free slot for exclusive initialisation, or `None` if every slot is live.
     #[inline]
     fn claim(&self) -> Option<&SlotHeader> {
+        #[cfg(not(loom))]
+        if self.cache_limit > 0 {
+            if let Some(index) = cache::take(self) {
+                return Some(&self.headers[index as usize]);
+            }
+        }
         if let Some(index) = self.free.pop(|i| &self.headers[i as usize].next_free) {
             return Some(&self.headers[index as usize]);
         }
@@ -332,15 +353,54 @@ impl Pool {
     /// free and, being not yet returned, keeps the pool alive until this call ends).
     /// The pool may be freed by the time this returns.
     pub(crate) unsafe fn release_slot(pool: NonNull<Pool>, index: u32) {
+        #[cfg(not(loom))]
+        {
+            let p = pool.as_ptr();
+            // SAFETY: the pool is alive: the slot is neither pushed nor counted yet, so
+            // `returned` cannot reach `capacity + 1`. `cache_limit` is immutable.
+            let (limit, free) = unsafe { ((*p).cache_limit, &(*p).free) };
+            // A closed pool's slots bypass the magazines, so its storage is not held back.
+            // SAFETY: as above; the slot is free, unreturned and ours alone.
+            if limit > 0 && !free.is_closed() && unsafe { cache::keep(pool, index, limit) } {
+                return;
+            }
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { Pool::return_slots(pool, &[index]) };
+    }
+
+    /// Returns free slots to the shared free list as one chain (or, once the owner is
+    /// gone, counts them as returned).
+    ///
+    /// # Safety
+    ///
+    /// The pool must be alive, `indices` must be free slots of it that the caller alone
+    /// holds, and none may have been returned yet. The pool may be freed by the time this
+    /// returns, unless the caller holds a keepalive unit.
+    pub(crate) unsafe fn return_slots(pool: NonNull<Pool>, indices: &[u32]) {
+        let Some((&first, rest)) = indices.split_first() else {
+            return;
+        };
         let p = pool.as_ptr();
-        // SAFETY: the pool is alive: the slot is neither pushed nor counted yet, so
+        // SAFETY: the pool is alive: the slots are neither pushed nor counted yet, so
         // `returned` cannot reach `capacity + 1`. Only atomics stay borrowed across the
         // push, after which another thread may free the pool.
-        let (free, link) = unsafe { (&(*p).free, &(&(*p).headers)[index as usize].next_free) };
-        if free.push(index, link).is_err() {
-            // The owner is gone; count the slot back ourselves.
-            // SAFETY: as above, the pool is alive until the slot is counted.
-            unsafe { Pool::count_returned(pool, 1) };
+        let (free, last_link) = unsafe {
+            let headers = &(*p).headers;
+            let mut previous = first;
+            for &index in rest {
+                // Relaxed: the chain is ours; the push's Release CAS publishes the links.
+                headers[previous as usize]
+                    .next_free
+                    .store(index + 1, Ordering::Relaxed);
+                previous = index;
+            }
+            (&*(*p).free, &headers[previous as usize].next_free)
+        };
+        if free.push_chain(first, last_link).is_err() {
+            // The owner is gone; count the slots back ourselves.
+            // SAFETY: as above, the pool is alive until the slots are counted.
+            unsafe { Pool::count_returned(pool, indices.len()) };
         }
     }
 
@@ -469,6 +529,20 @@ fn alloc_zeroed_block(bytes: usize) -> Option<(NonNull<u8>, Option<Block>)> {
     // `data .. data + bytes` stays inside it.
     let data = unsafe { block.add(offset) };
     Some((data, Some((block, layout))))
+}
+
+/// Keeps its contents alone on a cache line.
+#[derive(Debug)]
+#[repr(align(64))]
+struct CachePadded<T>(T);
+
+impl<T> core::ops::Deref for CachePadded<T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 /// The owner's handle to a pool: dereferences to it, closes it on drop.

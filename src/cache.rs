@@ -1,0 +1,152 @@
+//! Per-thread magazines of free slots (the slab allocators' magazine idea).
+//!
+//! A thread that releases a slot keeps it in a small magazine of its own instead of
+//! pushing it onto the pool's shared free list, and its next allocation from that pool
+//! takes it back from there: an allocate/drop pair on one thread then touches no shared
+//! cache line and executes no locked instruction. When a magazine is full, half of it
+//! goes back to the shared list as one chain, in one CAS.
+//!
+//! Every thread has [`WAYS`] magazines, each bound to one pool at a time. A bound
+//! magazine holds one of the pool's keepalive units, so the pool's storage (and the
+//! pointer identity the magazine is keyed on) outlives the binding. Slots in a magazine
+//! are free but not yet returned; they go back to the shared list when the magazine is
+//! rebound to another pool or its thread exits. Consequences, documented on the pool
+//! types:
+//!
+//! * up to `cache_limit` free slots per pool and thread are invisible to other threads
+//!   (the limit is an eighth of the pool, at most [`MAGAZINE`] slots), so a nearly full
+//!   pool may report exhaustion to one thread while another thread holds free slots;
+//! * after a pool's owner is dropped, its storage is freed once every thread that cached
+//!   its slots has rebound that magazine or exited (releases into a closed pool bypass
+//!   the magazines, so no new slots are cached).
+//!
+//! The magazines are plain thread-local data: no atomics, no sharing. Under loom they
+//! are compiled out (the models explore the shared protocol).
+
+use core::cell::RefCell;
+use core::ptr::NonNull;
+
+use crate::pool::Pool;
+
+/// Magazines per thread.
+pub(crate) const WAYS: usize = 8;
+/// Slots per magazine.
+pub(crate) const MAGAZINE: usize = 32;
+
+struct Magazine {
+    /// The bound pool; the magazine owns one of its keepalive units.
+    pool: Option<NonNull<Pool>>,
+    len: usize,
+    slots: [u32; MAGAZINE],
+}
+
+impl Magazine {
+    const EMPTY: Magazine = Magazine {
+        pool: None,
+        len: 0,
+        slots: [0; MAGAZINE],
+    };
+
+    /// Returns every cached slot to the pool and gives up the keepalive unit.
+    fn unbind(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            // SAFETY: the magazine's unit keeps the pool alive; the slots are free slots
+            // of this pool that only this magazine holds.
+            unsafe { Pool::return_slots(pool, &self.slots[..self.len]) };
+            self.len = 0;
+            // SAFETY: we own this unit and drop the pointer with it.
+            unsafe { Pool::unkeep(pool) };
+        }
+    }
+}
+
+struct ThreadCache {
+    magazines: [Magazine; WAYS],
+    next_victim: usize,
+}
+
+impl Drop for ThreadCache {
+    fn drop(&mut self) {
+        for magazine in &mut self.magazines {
+            magazine.unbind();
+        }
+    }
+}
+
+thread_local! {
+    static CACHE: RefCell<ThreadCache> = const {
+        RefCell::new(ThreadCache {
+            magazines: [Magazine::EMPTY; WAYS],
+            next_victim: 0,
+        })
+    };
+}
+
+/// Takes a free slot of the pool at `pool` from this thread's magazines.
+///
+/// The slot is free and exclusively the caller's, exactly as if popped from the free list
+/// (it was released on this thread, so its last holders' accesses happen-before).
+#[inline]
+pub(crate) fn take(pool: *const Pool) -> Option<u32> {
+    CACHE
+        .try_with(|cache| {
+            let mut cache = cache.try_borrow_mut().ok()?;
+            let magazine = cache
+                .magazines
+                .iter_mut()
+                .find(|m| m.pool.is_some_and(|p| core::ptr::eq(p.as_ptr(), pool)))?;
+            magazine.len = magazine.len.checked_sub(1)?;
+            Some(magazine.slots[magazine.len])
+        })
+        .ok()
+        .flatten()
+}
+
+/// Keeps the just-released slot `index` of `pool` in this thread's magazines. Returns
+/// `false` if it could not (the thread is exiting, or re-entered); the caller then
+/// returns the slot to the pool itself.
+///
+/// # Safety
+///
+/// `pool` must be alive and `index` a free slot of it that the caller alone holds and
+/// has not returned (so the slot keeps the pool alive during this call); `limit` must be
+/// between 1 and [`MAGAZINE`].
+#[inline]
+pub(crate) unsafe fn keep(pool: NonNull<Pool>, index: u32, limit: usize) -> bool {
+    debug_assert!((1..=MAGAZINE).contains(&limit));
+    CACHE
+        .try_with(|cache| {
+            let Ok(mut cache) = cache.try_borrow_mut() else {
+                return false;
+            };
+            let way = match cache.magazines.iter().position(|m| m.pool == Some(pool)) {
+                Some(way) => way,
+                None => {
+                    let way = cache
+                        .magazines
+                        .iter()
+                        .position(|m| m.pool.is_none())
+                        .unwrap_or(cache.next_victim);
+                    cache.next_victim = (way + 1) % WAYS;
+                    let magazine = &mut cache.magazines[way];
+                    magazine.unbind();
+                    // SAFETY: the caller's unreturned slot keeps the pool alive.
+                    unsafe { Pool::keep(pool) };
+                    magazine.pool = Some(pool);
+                    way
+                }
+            };
+            let magazine = &mut cache.magazines[way];
+            if magazine.len >= limit {
+                let half = limit / 2;
+                // SAFETY: the magazine's unit keeps the pool alive; the slots are free
+                // slots of this pool held only by this magazine.
+                unsafe { Pool::return_slots(pool, &magazine.slots[half..magazine.len]) };
+                magazine.len = half;
+            }
+            magazine.slots[magazine.len] = index;
+            magazine.len += 1;
+            true
+        })
+        .unwrap_or(false)
+}

@@ -1,0 +1,102 @@
+//! The per-thread magazines of free slots: they speed up same-thread reuse, but must
+//! never lose a slot, hoard a pool, or keep freed storage alive forever.
+#![cfg(not(loom))]
+
+use std::thread;
+
+use slotring::{EventAllocator, PoolId, RingBuffer};
+
+#[test]
+fn a_thread_reuses_its_own_freed_slot() {
+    let pool = RingBuffer::<64, 64>::new();
+    let first = pool.alloc(1u64).unwrap();
+    let index = slotring::RingPtr::slot_index(&first);
+    drop(first);
+    let second = pool.alloc(2u64).unwrap();
+    assert_eq!(slotring::RingPtr::slot_index(&second), index);
+    assert_eq!(*second, 2);
+}
+
+#[test]
+fn magazines_hold_at_most_an_eighth_of_a_pool() {
+    let pool = RingBuffer::<64, 64>::new();
+    // One thread fills the pool and frees everything: its magazine may keep a few.
+    thread::scope(|s| {
+        s.spawn(|| {
+            let all: Vec<_> = (0..64u64).map(|i| pool.alloc(i).unwrap()).collect();
+            drop(all);
+            // While this thread is alive, another must still find most of the pool.
+            thread::scope(|s2| {
+                s2.spawn(|| {
+                    let got: Vec<_> = (0..64u64).map_while(|i| pool.alloc(i).ok()).collect();
+                    assert!(
+                        got.len() >= 64 - 8,
+                        "magazines hoarded {} slots",
+                        64 - got.len()
+                    );
+                });
+            });
+        });
+    });
+    // Both threads have exited: their magazines went back, the whole pool is free.
+    let all: Vec<_> = (0..64u64).map_while(|i| pool.alloc(i).ok()).collect();
+    assert_eq!(all.len(), 64, "slots lost in exited threads' magazines");
+}
+
+#[test]
+fn many_pools_on_one_thread_rebind_magazines_without_losing_slots() {
+    let pools: Vec<RingBuffer<8, 16>> = (0..20).map(|_| RingBuffer::new()).collect();
+    for round in 0..3u64 {
+        for pool in &pools {
+            let held: Vec<_> = (0..16)
+                .map(|i| pool.alloc(round * 100 + i).unwrap())
+                .collect();
+            assert!(pool.alloc(0u64).is_err(), "a pool handed out a live slot");
+            drop(held);
+        }
+    }
+    for pool in &pools {
+        let all: Vec<_> = (0..16u64).map_while(|i| pool.alloc(i).ok()).collect();
+        assert_eq!(all.len(), 16);
+        assert_eq!(pool.stats().in_use, 16);
+    }
+}
+
+#[test]
+fn allocator_dropped_while_another_thread_caches_its_slots() {
+    let alloc = EventAllocator::new();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let held = alloc.allocate(b"outlives the allocator", 1).unwrap();
+    thread::scope(|s| {
+        let alloc = &alloc;
+        let worker = s.spawn(move || {
+            // Free a few slots into this thread's magazine, then wait.
+            for i in 0..10u8 {
+                drop(alloc.allocate(&[i; 100], 0).unwrap());
+            }
+            done_tx.send(()).unwrap();
+            rx.recv().unwrap();
+        });
+        done_rx.recv().unwrap();
+        assert_eq!(alloc.stats().pool(PoolId::S).in_use, 0);
+        tx.send(()).unwrap();
+        worker.join().unwrap();
+    });
+    drop(alloc);
+    // The handle keeps its pool alive; miri checks the storage of every pool is freed
+    // exactly once, after both the magazine's thread exited and this handle dropped.
+    assert_eq!(held.payload(), b"outlives the allocator");
+    drop(held);
+}
+
+#[test]
+fn releases_after_the_owner_is_gone_bypass_the_magazine() {
+    let alloc = EventAllocator::new();
+    let events: Vec<_> = (0..5u8).map(|i| alloc.allocate(&[i], 0).unwrap()).collect();
+    drop(alloc);
+    for (i, ev) in events.iter().enumerate() {
+        assert_eq!(ev.payload(), &[i as u8]);
+    }
+    drop(events); // returned straight to the closed pool; the last one frees it
+}
