@@ -79,22 +79,32 @@
 //!
 //! # How it works
 //!
-//! Each slot has a 64-byte header holding one state word, `generation << 32 | strong`,
-//! plus a token word and a weak count; the payload lives in a separate zeroed,
-//! cache-line-aligned block. Free slots sit on a lock-free Treiber stack whose head word
-//! carries an ABA tag.
+//! Each slot has a 64-byte header holding one state word,
+//! `generation << 32 | weak flag << 31 | strong count`, and a token word; the payload
+//! lives in a separate zeroed, cache-line-aligned block. Free slots sit on a lock-free
+//! Treiber stack whose head word carries an ABA tag, and each thread keeps a small
+//! magazine of slots it freed itself.
 //!
-//! * **allocate**: pop a free index (or take a never-used slot), copy the bytes, then one
-//!   Release store of `(generation + 1, 1)` publishes payload and length.
-//! * **clone**: one Relaxed `fetch_add` (aborting on overflow past 2^31, as `Arc` does).
-//! * **drop**: one Release `fetch_sub`; the last one takes an Acquire fence (so every
-//!   reader's last access happens-before the next writer's first) and pushes the index.
+//! * **allocate**: take a slot from this thread's magazine (or pop the shared list, or
+//!   take a never-used slot), copy the bytes, then one Release store of
+//!   `(generation + 1, 1)` publishes payload and length.
+//! * **clone**: one Relaxed `fetch_add` (aborting on overflow past 2^30, as `Arc` does).
+//! * **drop**: a handle that sees itself as the only reference, with no weak handle ever
+//!   made, releases with a plain store; otherwise one Release `fetch_sub`, and the last
+//!   one takes an Acquire fence (so every reader's last access happens-before the next
+//!   writer's first). The freed slot goes into this thread's magazine; a full magazine
+//!   returns half of itself to the shared list as one chain, in one CAS.
 //! * **upgrade** and **from_raw**: an Acquire compare-exchange that succeeds only if the
 //!   generation matches and the slot is still live.
 //!
-//! No hot path allocates, locks or makes a system call; allocation cost does not depend
-//! on how full a pool is. Statistics are derived from the slots on demand, so the hot
-//! path keeps no shared counters.
+//! So an allocate/drop pair on one thread executes no locked instruction at all, and no
+//! hot path allocates, locks or makes a system call; allocation cost does not depend on
+//! how full a pool is. Statistics are derived from the slots on demand, so the hot path
+//! keeps no shared counters.
+//!
+//! Magazines hold at most an eighth of a pool (32 slots) per thread; those slots are
+//! invisible to other threads until the magazine is rebound or its thread exits, so a
+//! nearly full pool can report exhaustion to one thread while another holds free slots.
 //!
 //! # Guarantees
 //!
@@ -107,8 +117,11 @@
 //!   is safe, the memory is freed after the last handle (strong or weak) is gone.
 //! * Handles are `Send`/`Sync` exactly when `T: Send + Sync`, like `Arc<T>`.
 //! * Generations are 32 bits: a weak handle or token that sleeps through exactly 2^32
-//!   reuses of its slot would be accepted again. Counts are 32 bits with an abort at
-//!   2^31.
+//!   reuses of its slot would be accepted again. Counts are 31 bits with an abort at
+//!   2^30.
+//! * After an allocator is dropped, its storage is freed when the last handle is gone
+//!   and every thread that cached its slots has exited or rebound that magazine (a thread
+//!   has eight); releases into a dropped allocator's pools bypass the magazines.
 //!
 //! # What changed from `rusted-ring`
 //!
