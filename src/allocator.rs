@@ -145,7 +145,7 @@ impl EventAllocator {
                 PoolId::MAX_POOLED
             },
         };
-        if !self.heap_fallback || (spilled_from.is_some() && !self.spill) {
+        if !self.heap_fallback {
             return Err(match spilled_from {
                 Some(pool) => {
                     self.pool(pool).note_failure();
@@ -302,7 +302,8 @@ impl EventAllocatorBuilder {
         self
     }
 
-    /// Whether a full pool spills to the next larger class (default: on).
+    /// Whether a full pool spills to the next larger class (default: on). With spilling
+    /// off and the heap fallback on, a full class goes straight to the heap.
     pub fn spill(mut self, on: bool) -> Self {
         self.spill = on;
         self

@@ -177,6 +177,23 @@ fn without_fallbacks_allocate_fails_cleanly() {
 }
 
 #[test]
+fn without_spilling_a_full_class_goes_to_the_heap() {
+    let alloc = EventAllocator::builder()
+        .capacities([1, 1, 1, 1, 1])
+        .spill(false)
+        .build()
+        .unwrap();
+    let _held = alloc.allocate(b"x", 0).unwrap();
+    let ev = alloc.allocate(b"y", 0).unwrap();
+    assert_eq!(
+        RingPtr::pool_id(&ev),
+        None,
+        "no spill to S, straight to the heap"
+    );
+    assert_eq!(alloc.stats().pool(PoolId::XS).spills, 1);
+}
+
+#[test]
 fn empty_payloads_are_events_too() {
     let alloc = small(1, 0);
     let a = alloc.allocate(&[], 3).unwrap();
