@@ -154,13 +154,16 @@ impl EventAllocator {
                 None => too_large,
             });
         }
+        if u32::try_from(payload.len()).is_err() {
+            return Err(too_large);
+        }
         let pool = Pool::create_heap(payload.len(), &self.heap).map_err(|_| too_large)?;
         // SAFETY: a freshly created pool is alive (we hold its only unit) until its one
         // slot is released.
         let pool_ref = unsafe { pool.as_ref() };
         let Some(slot) = pool_ref.store_bytes(payload, event_type) else {
-            // Only a payload over u32::MAX bytes gets here: give the unit back (the
-            // fresh slot was never claimed, so the pool frees itself).
+            // Unreachable (the single slot is fresh and fits `len`); give the unit back
+            // so the pool frees itself rather than leak.
             // SAFETY: we own the unit and never touch the pool again.
             unsafe { Pool::unkeep(pool) };
             return Err(too_large);
@@ -260,7 +263,7 @@ impl EventAllocator {
     /// The number of slots of a pool.
     #[must_use]
     pub fn capacity(&self, pool: PoolId) -> usize {
-        self.pool(pool).stats().capacity
+        self.pool(pool).capacity()
     }
 }
 

@@ -203,6 +203,12 @@ impl Pool {
         Self::create(len, 1, TAG_HEAP, None, Start::Ownerless(counters.clone()))
     }
 
+    /// The number of slots.
+    #[inline]
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// The pool class, for pools of an allocator.
     #[inline]
     pub(crate) fn class(&self) -> Option<PoolId> {
