@@ -103,8 +103,9 @@
 //! keeps no shared counters.
 //!
 //! Magazines hold at most an eighth of a pool (32 slots) per thread; those slots are
-//! invisible to other threads until the magazine is rebound or its thread exits, so a
-//! nearly full pool can report exhaustion to one thread while another holds free slots.
+//! invisible to other threads until the magazine is rebound or its thread exits (joining
+//! a thread waits for that; the end of a `thread::scope` does not), so a nearly full pool
+//! can report exhaustion to one thread while another holds free slots.
 //!
 //! # Guarantees
 //!

@@ -21,6 +21,8 @@ fn a_thread_reuses_its_own_freed_slot() {
 fn magazines_hold_at_most_an_eighth_of_a_pool() {
     let pool = RingBuffer::<64, 64>::new();
     // One thread fills the pool and frees everything: its magazine may keep a few.
+    // (Threads are joined explicitly: a join waits for the thread's thread-local
+    // destructors, which return its magazines; the end of a scope does not.)
     thread::scope(|s| {
         s.spawn(|| {
             let all: Vec<_> = (0..64u64).map(|i| pool.alloc(i).unwrap()).collect();
@@ -34,9 +36,13 @@ fn magazines_hold_at_most_an_eighth_of_a_pool() {
                         "magazines hoarded {} slots",
                         64 - got.len()
                     );
-                });
+                })
+                .join()
+                .unwrap();
             });
-        });
+        })
+        .join()
+        .unwrap();
     });
     // Both threads have exited: their magazines went back, the whole pool is free.
     let all: Vec<_> = (0..64u64).map_while(|i| pool.alloc(i).ok()).collect();
