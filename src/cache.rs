@@ -102,18 +102,17 @@ pub(crate) fn take(pool: *const Pool) -> Option<u32> {
         .flatten()
 }
 
-/// Keeps the just-released slot `index` of `pool` in this thread's magazines. Returns
-/// `false` if it could not (the thread is exiting, or re-entered); the caller then
-/// returns the slot to the pool itself.
+/// Runs `f` on this thread's magazine bound to `pool`, binding one first (and unbinding
+/// its previous pool) if there is none. `false` if the thread's cache is gone (thread
+/// exit) or busy (re-entered); `f` did not run then.
 ///
 /// # Safety
 ///
-/// `pool` must be alive and `index` a free slot of it that the caller alone holds and
-/// has not returned (so the slot keeps the pool alive during this call); `limit` must be
-/// between 1 and [`MAGAZINE`].
+/// `pool` must be alive for the whole call (the caller holds something that keeps it
+/// so), and must point to the pool with the provenance of its allocation (as slot
+/// headers' back pointers do), since a magazine may free it later through this pointer.
 #[inline]
-pub(crate) unsafe fn keep(pool: NonNull<Pool>, index: u32, limit: usize) -> bool {
-    debug_assert!((1..=MAGAZINE).contains(&limit));
+unsafe fn with_magazine(pool: NonNull<Pool>, f: impl FnOnce(&mut Magazine)) -> bool {
     CACHE
         .try_with(|cache| {
             let Ok(mut cache) = cache.try_borrow_mut() else {
@@ -130,23 +129,66 @@ pub(crate) unsafe fn keep(pool: NonNull<Pool>, index: u32, limit: usize) -> bool
                     cache.next_victim = (way + 1) % WAYS;
                     let magazine = &mut cache.magazines[way];
                     magazine.unbind();
-                    // SAFETY: the caller's unreturned slot keeps the pool alive.
+                    // SAFETY: alive per the caller.
                     unsafe { Pool::keep(pool) };
                     magazine.pool = Some(pool);
                     way
                 }
             };
-            let magazine = &mut cache.magazines[way];
-            if magazine.len >= limit {
-                let half = limit / 2;
-                // SAFETY: the magazine's unit keeps the pool alive; the slots are free
-                // slots of this pool held only by this magazine.
-                unsafe { Pool::return_slots(pool, &magazine.slots[half..magazine.len]) };
-                magazine.len = half;
-            }
-            magazine.slots[magazine.len] = index;
-            magazine.len += 1;
+            f(&mut cache.magazines[way]);
             true
         })
         .unwrap_or(false)
+}
+
+/// Keeps the just-released slot `index` of `pool` in this thread's magazines. Returns
+/// `false` if it could not (the thread is exiting, or re-entered); the caller then
+/// returns the slot to the pool itself.
+///
+/// # Safety
+///
+/// `pool` must be alive and point to its allocation as [`with_magazine`] requires, and
+/// `index` must be a free slot of it that the caller alone holds and has not returned
+/// (so the slot keeps the pool alive during this call); `limit` must be between 1 and
+/// [`MAGAZINE`].
+#[inline]
+pub(crate) unsafe fn keep(pool: NonNull<Pool>, index: u32, limit: usize) -> bool {
+    debug_assert!((1..=MAGAZINE).contains(&limit));
+    let keep_slot = |magazine: &mut Magazine| {
+        if magazine.len >= limit {
+            let half = limit / 2;
+            // SAFETY: the magazine's unit keeps the pool alive; the slots are free
+            // slots of this pool held only by this magazine.
+            unsafe { Pool::return_slots(pool, &magazine.slots[half..magazine.len]) };
+            magazine.len = half;
+        }
+        magazine.slots[magazine.len] = index;
+        magazine.len += 1;
+    };
+    // SAFETY: forwarded from the caller.
+    unsafe { with_magazine(pool, keep_slot) }
+}
+
+/// Puts free slots of `pool` that the caller popped from the shared list in a batch into
+/// this thread's magazine, so the next allocations on this thread need no CAS. Returns
+/// `false` (having stored nothing) if the cache is gone or busy.
+///
+/// # Safety
+///
+/// As for [`keep`], for every slot in `slots`; `slots.len()` must be at most `limit`, and
+/// `limit` between 1 and [`MAGAZINE`].
+#[inline]
+pub(crate) unsafe fn stock(pool: NonNull<Pool>, slots: &[u32], limit: usize) -> bool {
+    debug_assert!(slots.len() <= limit && limit <= MAGAZINE);
+    let stock_slots = |magazine: &mut Magazine| {
+        let room = limit.saturating_sub(magazine.len);
+        let (kept, back) = slots.split_at(slots.len().min(room));
+        magazine.slots[magazine.len..magazine.len + kept.len()].copy_from_slice(kept);
+        magazine.len += kept.len();
+        // SAFETY: alive (the caller's slots are unreturned); these are free slots of
+        // this pool held only by the caller, which gives them up here.
+        unsafe { Pool::return_slots(pool, back) };
+    };
+    // SAFETY: forwarded from the caller.
+    unsafe { with_magazine(pool, stock_slots) }
 }

@@ -104,29 +104,57 @@ impl FreeList {
         self.head.load(Ordering::Relaxed) & CLOSED != 0
     }
 
-    /// Pops a free index; `links(i)` is slot `i`'s `next_free`.
+    /// Pops up to `out.len()` free indices in one step (at least one unless the list is
+    /// empty) and returns how many; `links(i)` is slot `i`'s `next_free`.
+    ///
+    /// Walking several links before the CAS is safe for the same reason a single pop is:
+    /// every change to the list moves the tag, so a successful CAS proves the list was
+    /// untouched since the load, and the links of slots on the list are written only
+    /// before they are pushed (by the pusher, which owned them).
     #[inline]
-    pub(crate) fn pop<'a>(&self, links: impl Fn(u32) -> &'a AtomicU32) -> Option<u32> {
-        // Acquire: pairs with the Release push of the top slot, making its link valid.
+    pub(crate) fn pop_many<'a>(
+        &self,
+        links: impl Fn(u32) -> &'a AtomicU32,
+        out: &mut [u32],
+    ) -> usize {
+        // Acquire: pairs with the Release pushes (all head changes are RMWs, so this
+        // load synchronises with every earlier push), making the links valid.
         let mut head = self.head.load(Ordering::Acquire);
         loop {
-            let top = top(head);
-            if top == 0 {
-                return None;
+            let mut next = top(head);
+            let mut taken = 0;
+            while next != 0 && taken < out.len() {
+                out[taken] = next - 1;
+                // Relaxed: ordered by the Acquire load/CAS of `head`; a stale value is
+                // discarded when the CAS fails.
+                next = links(next - 1).load(Ordering::Relaxed);
+                taken += 1;
             }
-            // Relaxed: ordered by the Acquire load/CAS of `head` that showed `top`.
-            let next = links(top - 1).load(Ordering::Relaxed);
+            if taken == 0 {
+                return 0;
+            }
             match self.head.compare_exchange_weak(
                 head,
                 with_top(head, next),
-                // Acquire: as for the load above, for the slot we now own.
+                // Acquire: as for the load above, for the slots we now own.
                 Ordering::Acquire,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Some(top - 1),
+                Ok(_) => return taken,
                 Err(actual) => head = actual,
             }
         }
+    }
+
+    /// Pops one free index; `links(i)` is slot `i`'s `next_free`.
+    #[inline]
+    #[allow(
+        dead_code,
+        reason = "for pools without magazines (shared memory) and tests"
+    )]
+    pub(crate) fn pop<'a>(&self, links: impl Fn(u32) -> &'a AtomicU32) -> Option<u32> {
+        let mut out = [0];
+        (self.pop_many(links, &mut out) == 1).then_some(out[0])
     }
 
     /// Closes the list and takes every index on it: returns the former top (1 + index,
@@ -176,6 +204,22 @@ mod tests {
         assert_eq!(chain, vec![2, 0]);
         assert_eq!(list.push_chain(1, &links[1]), Err(Closed));
         assert_eq!(list.pop(|i| &links[i as usize]), None);
+    }
+
+    #[test]
+    fn pop_many_takes_from_the_top() {
+        let links = links(5);
+        let list = FreeList::new();
+        for i in 0..5 {
+            list.push_chain(i, &links[i as usize]).unwrap();
+        }
+        let mut out = [0; 3];
+        assert_eq!(list.pop_many(|i| &links[i as usize], &mut out), 3);
+        assert_eq!(out, [4, 3, 2]);
+        let mut out = [0; 8];
+        assert_eq!(list.pop_many(|i| &links[i as usize], &mut out), 2);
+        assert_eq!(out[..2], [1, 0]);
+        assert_eq!(list.pop_many(|i| &links[i as usize], &mut out), 0);
     }
 
     #[test]

@@ -228,6 +228,10 @@ impl Pool {
     }
 
     /// Claims a free slot for exclusive initialisation, or `None` if every slot is live.
+    ///
+    /// Order: this thread's magazine, then the shared free list (taking a batch for the
+    /// magazine, so a thread that allocates more than it frees pays one CAS per batch),
+    /// then a never-used slot.
     #[inline]
     fn claim(&self) -> Option<&SlotHeader> {
         #[cfg(not(loom))]
@@ -236,8 +240,25 @@ impl Pool {
                 return Some(&self.headers[index as usize]);
             }
         }
-        if let Some(index) = self.free.pop(|i| &self.headers[i as usize].next_free) {
-            return Some(&self.headers[index as usize]);
+        let links = |i: u32| &self.headers[i as usize].next_free;
+        let mut batch = [0u32; MAX_CACHED / 2 + 1];
+        let wanted = (self.cache_limit / 2 + 1).min(batch.len());
+        let taken = self.free.pop_many(links, &mut batch[..wanted]);
+        if taken > 0 {
+            let header = &self.headers[batch[0] as usize];
+            #[cfg(not(loom))]
+            if taken > 1 {
+                // The header's back pointer has the pool allocation's provenance.
+                let pool = header.pool();
+                // SAFETY: the popped slots are free, unreturned and ours, so they keep
+                // the pool alive; `taken - 1 <= cache_limit / 2`.
+                let stocked = unsafe { cache::stock(pool, &batch[1..taken], self.cache_limit) };
+                if !stocked {
+                    // SAFETY: as above; the slots go back unused.
+                    unsafe { Pool::return_slots(pool, &batch[1..taken]) };
+                }
+            }
+            return Some(header);
         }
         // Relaxed (both): the counter only hands out distinct indices; a fresh slot
         // has never been seen by another thread, so there is nothing to synchronise.

@@ -329,10 +329,11 @@ impl<T> Drop for RingPtr<T> {
     #[inline]
     fn drop(&mut self) {
         let header = self.header();
-        let (pool, index) = (header.pool(), header.index());
         if header.release_strong() {
+            // The slot is free but not yet returned, so it keeps the pool (and this
+            // header) alive until `release_slot` returns it.
             // SAFETY: `release_strong` returned true for this slot just now.
-            unsafe { Pool::release_slot(pool, index) };
+            unsafe { Pool::release_slot(header.pool(), header.index()) };
         }
     }
 }
