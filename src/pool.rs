@@ -33,7 +33,9 @@ use crate::event::PoolId;
 use crate::free_list::FreeList;
 use crate::slot::SlotHeader;
 use crate::stats::{HeapCounters, PoolStats};
-use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering, abort_on_overflow, acquire_fence};
+use crate::sync::{
+    Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering, abort_on_overflow, acquire_fence,
+};
 
 /// The most slots one pool may have: a token addresses a slot with 24 bits.
 pub(crate) const MAX_SLOTS: usize = (1 << 24) - 1;
@@ -47,6 +49,24 @@ pub(crate) const CACHE_LINE: usize = 64;
 const MAX_CACHED: usize = cache::MAGAZINE;
 #[cfg(loom)]
 const MAX_CACHED: usize = 0;
+
+/// Free slots of a pool of `capacity` one thread may keep: an eighth of the pool at most,
+/// so magazines cannot hoard it.
+#[cfg(not(loom))]
+const fn cache_limit(capacity: usize) -> usize {
+    let eighth = capacity / 8;
+    if eighth < MAX_CACHED {
+        eighth
+    } else {
+        MAX_CACHED
+    }
+}
+
+/// No magazines under loom: its models explore the shared protocol.
+#[cfg(loom)]
+const fn cache_limit(_capacity: usize) -> usize {
+    0
+}
 
 /// Token `tag` of the typed [`RingBuffer`](crate::RingBuffer) pools.
 pub(crate) const TAG_RING: u8 = 0x40;
@@ -84,6 +104,10 @@ impl Token {
 pub(crate) struct Pool {
     /// The shared free list, alone on its cache line (every thread CASes it).
     free: CachePadded<FreeList>,
+    /// Set when the owner closes the pool, just before the free list's closed bit. A
+    /// hint for releases (which skip the magazines of a closed pool) that keeps them off
+    /// the contended free-list line; the closed bit stays the authority.
+    closed: AtomicBool,
     /// Index of the next never-used slot (slots are used in order before any is reused).
     fresh: AtomicUsize,
     /// Slots counted back after the close, plus the owner's share (see module docs).
@@ -154,13 +178,14 @@ impl Pool {
         let (data, block) = alloc_zeroed_block(bytes).ok_or(too_many_bytes)?;
 
         let (free, returned, heap, cache_limit) = match start {
-            // An eighth of the pool per thread at most, so magazines cannot hoard it.
-            Start::Owned => (FreeList::new(), 0, None, (capacity / 8).min(MAX_CACHED)),
+            Start::Owned => (FreeList::new(), 0, None, cache_limit(capacity)),
             // No owner will ever close it or add its share: start closed, share counted.
             Start::Ownerless(counters) => (FreeList::new_closed(), 1, Some(counters), 0),
         };
+        let closed = AtomicBool::new(free.is_closed());
         let pool = Box::new(Pool {
             free: CachePadded(free),
+            closed,
             fresh: AtomicUsize::new(0),
             returned: AtomicUsize::new(returned),
             keepalive: AtomicUsize::new(1),
@@ -385,10 +410,16 @@ impl Pool {
             let p = pool.as_ptr();
             // SAFETY: the pool is alive: the slot is neither pushed nor counted yet, so
             // `returned` cannot reach `capacity + 1`. `cache_limit` is immutable.
-            let (limit, free) = unsafe { ((*p).cache_limit, &(*p).free) };
+            let (limit, closed) = unsafe { ((*p).cache_limit, &(*p).closed) };
             // A closed pool's slots bypass the magazines, so its storage is not held back.
+            // Relaxed: only a hint. A release that misses a concurrent close parks the
+            // slot in a magazine, which holds a keepalive unit of its own and hands the
+            // slot back (counted, as the closed free list refuses it) when it flushes.
             // SAFETY: as above; the slot is free, unreturned and ours alone.
-            if limit > 0 && !free.is_closed() && unsafe { cache::keep(pool, index, limit) } {
+            if limit > 0
+                && !closed.load(Ordering::Relaxed)
+                && unsafe { cache::keep(pool, index, limit) }
+            {
                 return;
             }
         }
@@ -500,6 +531,9 @@ impl Pool {
         let owned = {
             // SAFETY: the owner's share is not counted yet, so the pool is alive.
             let this = unsafe { pool.as_ref() };
+            // Relaxed: a hint for releases (see `release_slot`); the free list's closed
+            // bit, set next by an AcqRel swap, is what the protocol relies on.
+            this.closed.store(true, Ordering::Relaxed);
             let mut top = this.free.close();
             let mut taken = 0;
             while top != 0 {
