@@ -251,6 +251,30 @@ impl EventAllocator {
         Ok(unsafe { RingPtr::from_slot(slot) })
     }
 
+    /// A new handle to the event a token names, leaving the token itself usable: the
+    /// token's own hold stays parked until [`from_raw`](Self::from_raw) takes it back.
+    /// Refused like `from_raw` when the token is stale, used up or foreign.
+    ///
+    /// ```
+    /// use slotring::{EventAllocator, RingPtr};
+    /// let alloc = EventAllocator::new();
+    /// let token = RingPtr::into_raw(alloc.allocate(b"peek", 1)?).unwrap();
+    /// let view = alloc.clone_raw(token)?;
+    /// assert_eq!(view.payload(), b"peek");
+    /// drop(view);
+    /// drop(alloc.from_raw(token)?); // the token's own hold, released
+    /// assert!(alloc.clone_raw(token).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn clone_raw(&self, token: u64) -> Result<RingPtr<Event>, TokenError> {
+        let pool =
+            PoolId::from_index(usize::from(Token::decode(token).tag)).ok_or(TokenError::Foreign)?;
+        let slot = self.pool(pool).clone_token(token)?;
+        // SAFETY: `clone_token` added a strong reference for us; the slot is a live byte
+        // event of this allocator.
+        Ok(unsafe { RingPtr::from_slot(slot) })
+    }
+
     /// A statistics snapshot of every pool and the heap fallback.
     #[must_use]
     pub fn stats(&self) -> AllocatorStats {

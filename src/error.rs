@@ -90,17 +90,20 @@ impl<T> std::error::Error for PoolFull<T> {}
 pub enum TokenError {
     /// The token names a pool or slot this allocator does not have.
     Foreign,
-    /// The slot was released (and perhaps reused) since the token was made, or the
-    /// token was already turned back into a handle.
+    /// The token's slot was released and reused since the token was made.
     Stale,
+    /// Every hold the token named was already taken back (`from_raw` or a release
+    /// called once too often); its slot may still be live for other handles.
+    Released,
 }
 
 impl fmt::Display for TokenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             TokenError::Foreign => "the token does not name a slot of this allocator",
-            TokenError::Stale => {
-                "the token is stale: its slot was released or the token was already used"
+            TokenError::Stale => "the token is stale: its slot was released and reused",
+            TokenError::Released => {
+                "the token was already taken back: each token is released or used once"
             }
         })
     }

@@ -357,7 +357,29 @@ impl Pool {
         if header.take_raw(token.generation) {
             Ok(NonNull::from(header))
         } else {
-            Err(TokenError::Stale)
+            Err(refusal(header, token.generation))
+        }
+    }
+
+    /// The header a token names, with a new strong reference for the caller; the
+    /// token's parked reference stays parked.
+    pub(crate) fn clone_token(&self, token: u64) -> Result<NonNull<SlotHeader>, TokenError> {
+        let token = Token::decode(token);
+        if token.tag != self.tag {
+            return Err(TokenError::Foreign);
+        }
+        let header = self
+            .headers
+            .get(token.index as usize)
+            .ok_or(TokenError::Foreign)?;
+        // The two steps are not one atomic action: a concurrent take of the token's last
+        // hold may slip between them. The new reference is still sound (the CAS in
+        // `try_acquire_strong` only succeeds on a live slot of the token's generation);
+        // the token merely stops being usable, as the caller's own race implies.
+        if header.has_raw(token.generation) && header.try_acquire_strong(token.generation) {
+            Ok(NonNull::from(header))
+        } else {
+            Err(refusal(header, token.generation))
         }
     }
 
@@ -550,6 +572,17 @@ impl Pool {
         };
         // SAFETY: the owner returns its share plus the free slots it alone took.
         unsafe { Pool::count_returned(pool, owned) };
+    }
+}
+
+/// Why a token of `generation` found no hold to take in `header`: the slot moved on to
+/// another life (stale), or the token's holds were all taken back in this one.
+fn refusal(header: &SlotHeader, generation: u32) -> TokenError {
+    // Relaxed load (inside `snapshot`): only a diagnosis; either answer refuses the token.
+    if header.snapshot().generation() == generation {
+        TokenError::Released
+    } else {
+        TokenError::Stale
     }
 }
 

@@ -101,7 +101,7 @@ impl<const SIZE: usize, const CAPACITY: usize> RingBuffer<SIZE, CAPACITY> {
     /// let pool = RingBuffer::<64, 4>::new();
     /// let token = RingPtr::into_raw(pool.alloc(42u32)?).unwrap();
     /// assert_eq!(*pool.from_raw::<u32>(token)?, 42);
-    /// assert_eq!(pool.from_raw::<u32>(token).unwrap_err(), TokenError::Stale);
+    /// assert_eq!(pool.from_raw::<u32>(token).unwrap_err(), TokenError::Released);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_raw<T: bytemuck::Pod>(&self, token: u64) -> Result<RingPtr<T>, TokenError> {
@@ -110,6 +110,17 @@ impl<const SIZE: usize, const CAPACITY: usize> RingBuffer<SIZE, CAPACITY> {
         // SAFETY: `take_token` transferred a parked strong reference to us; the slot's
         // payload holds `SIZE` initialised bytes (zeroed at creation, then written only
         // with `Pod` values), and every bit pattern is a valid `T`.
+        Ok(unsafe { RingPtr::from_slot(slot) })
+    }
+
+    /// A new handle to the value a token names, leaving the token's own parked hold in
+    /// place (see [`EventAllocator::clone_raw`](crate::EventAllocator::clone_raw)).
+    pub fn clone_raw<T: bytemuck::Pod>(&self, token: u64) -> Result<RingPtr<T>, TokenError> {
+        const { assert_fits::<T>(SIZE) };
+        let slot = self.pool.clone_token(token)?;
+        // SAFETY: `clone_token` added a strong reference for us; the payload holds
+        // `SIZE` initialised bytes and every bit pattern is a valid `T` (as in
+        // `from_raw`).
         Ok(unsafe { RingPtr::from_slot(slot) })
     }
 

@@ -367,6 +367,15 @@ impl SlotState {
         }
     }
 
+    /// Whether a strong reference of `generation` is parked (a token of it is unused).
+    #[inline]
+    pub(crate) fn has_raw(&self, generation: u32) -> bool {
+        // Relaxed: only a check; the caller's following `try_acquire_strong` CAS is what
+        // orders the payload before its reads.
+        let current = Packed(self.raw.load(Ordering::Relaxed));
+        current.generation() == generation && current.count() > 0
+    }
+
     /// Takes back one parked strong reference of `generation`. `false` if there is none:
     /// the token is stale (its slot was released or reused) or was already used.
     #[inline]

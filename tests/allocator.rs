@@ -233,9 +233,12 @@ fn tokens_round_trip_once_and_stale_tokens_are_refused() {
     assert_eq!(t1, t2, "tokens name (pool, slot, generation)");
     let a = alloc.from_raw(t1).unwrap();
     let b = alloc.from_raw(t2).unwrap();
-    assert_eq!(alloc.from_raw(t1).unwrap_err(), TokenError::Stale);
+    assert_eq!(alloc.from_raw(t1).unwrap_err(), TokenError::Released);
+    assert_eq!(alloc.clone_raw(t1).unwrap_err(), TokenError::Released);
     assert_eq!(RingPtr::strong_count(&a), 2);
     drop((a, b));
+    // Freed but not yet reused: the token was used up, not outlived.
+    assert_eq!(alloc.from_raw(t1).unwrap_err(), TokenError::Released);
     // The slot is reused: the old token must not reach the new event.
     let fresh = alloc.try_allocate(b"new", 6).unwrap();
     let fresh_token = RingPtr::into_raw(fresh.clone()).unwrap();
@@ -402,4 +405,34 @@ fn a_dead_heap_event_is_not_in_use_while_weak_handles_remain() {
     drop(big);
     assert_eq!(alloc.stats().heap.in_use, 0, "found by the model test");
     assert!(weak.upgrade().is_none());
+}
+
+#[test]
+fn clone_raw_shares_the_event_and_leaves_the_token_usable() {
+    let alloc = small(2, 0);
+    let token = RingPtr::into_raw(alloc.allocate(b"shared", 3).unwrap()).unwrap();
+    let view = alloc.clone_raw(token).unwrap();
+    assert_eq!(view.payload(), b"shared");
+    assert_eq!(view.event_type(), 3);
+    assert_eq!(
+        RingPtr::strong_count(&view),
+        2,
+        "the view plus the parked hold"
+    );
+    let owned = alloc.from_raw(token).unwrap();
+    assert!(RingPtr::ptr_eq(&view, &owned));
+    assert_eq!(alloc.clone_raw(token).unwrap_err(), TokenError::Released);
+    drop((view, owned));
+    let _reuse = alloc.try_allocate(b"next", 4).unwrap();
+    let _reuse2 = alloc.try_allocate(b"next", 4).unwrap();
+    assert_eq!(alloc.stats().pool(PoolId::XS).in_use, 2);
+    assert!(matches!(
+        alloc.clone_raw(token).unwrap_err(),
+        TokenError::Released | TokenError::Stale
+    ));
+    assert_eq!(alloc.clone_raw(u64::MAX).unwrap_err(), TokenError::Foreign);
+    let pool = RingBuffer::<64, 2>::new();
+    let typed = RingPtr::into_raw(pool.alloc(7u16).unwrap()).unwrap();
+    assert_eq!(*pool.clone_raw::<u16>(typed).unwrap(), 7);
+    assert_eq!(*pool.from_raw::<u16>(typed).unwrap(), 7);
 }
