@@ -139,11 +139,7 @@ impl EventAllocator {
     ) -> Result<RingPtr<Event>, AllocError> {
         let too_large = AllocError::TooLarge {
             len: payload.len(),
-            max: if self.heap_fallback {
-                u32::MAX as usize
-            } else {
-                PoolId::MAX_POOLED
-            },
+            max: self.max_payload_len(),
         };
         if !self.heap_fallback {
             return Err(match spilled_from {
@@ -288,6 +284,17 @@ impl EventAllocator {
     #[must_use]
     pub fn capacity(&self, pool: PoolId) -> usize {
         self.pool(pool).capacity()
+    }
+
+    /// The longest payload [`allocate`](Self::allocate) accepts: `u32::MAX` bytes with
+    /// the heap fallback, the largest class ([`PoolId::MAX_POOLED`]) without it.
+    #[must_use]
+    pub fn max_payload_len(&self) -> usize {
+        if self.heap_fallback {
+            u32::MAX as usize
+        } else {
+            PoolId::MAX_POOLED
+        }
     }
 }
 

@@ -139,6 +139,8 @@ pub mod allocator;
 mod cache;
 pub mod error;
 pub mod event;
+#[cfg(all(feature = "ffi", not(loom)))]
+pub mod ffi;
 mod free_list;
 mod pool;
 pub mod ptr;

@@ -437,9 +437,9 @@ impl Pool {
             // Relaxed: only a hint. A release that misses a concurrent close parks the
             // slot in a magazine, which holds a keepalive unit of its own and hands the
             // slot back (counted, as the closed free list refuses it) when it flushes.
-            // SAFETY: as above; the slot is free, unreturned and ours alone.
             if limit > 0
                 && !closed.load(Ordering::Relaxed)
+                // SAFETY: as above; the slot is free, unreturned and ours alone.
                 && unsafe { cache::keep(pool, index, limit) }
             {
                 return;
