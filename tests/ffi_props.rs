@@ -1,0 +1,28 @@
+//! Random FFI call sequences against a model (the fuzz target's interpreter).
+#![cfg(feature = "ffi")]
+
+#[path = "support/ffi_ops.rs"]
+mod ffi_ops;
+
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: if cfg!(miri) { 6 } else { 512 },
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn random_call_sequences_match_the_model(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        ffi_ops::run(&bytes);
+    }
+}
+
+#[test]
+fn a_long_fixed_sequence_reaches_every_operation() {
+    let bytes: Vec<u8> = (0..4000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    ffi_ops::run(&bytes);
+}
