@@ -14,14 +14,17 @@ proptest! {
     })]
 
     #[test]
-    fn random_call_sequences_match_the_model(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+    fn random_call_sequences_match_the_model(
+        bytes in proptest::collection::vec(any::<u8>(), 0..if cfg!(miri) { 120 } else { 600 })
+    ) {
         ffi_ops::run(&bytes);
     }
 }
 
 #[test]
 fn a_long_fixed_sequence_reaches_every_operation() {
-    let bytes: Vec<u8> = (0..4000u32)
+    let len = if cfg!(miri) { 600 } else { 4000u32 };
+    let bytes: Vec<u8> = (0..len)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     ffi_ops::run(&bytes);
