@@ -193,7 +193,10 @@ enum SlotringStatus slotring_stats(struct SlotringStats *out);
 // Registers a C function as the sink for `handle_ffi_event` and `slotring_event_send`,
 // replacing any sink (also one registered from Rust); a null `callback` unregisters.
 // The callback gets a token it owns (see `SlotringSinkFn`); a non-zero return refuses
-// the event, and the call that delivered it reports `SINK_FULL`.
+// the event, and the call that delivered it reports `SINK_FULL`. When this returns, no
+// call of the previous callback is still running. The callback may read, clone and
+// release tokens, but must not call `handle_ffi_event`, `slotring_event_send` or this
+// function (they wait for the sink registry, which the running callback holds).
 //
 // # Safety
 //

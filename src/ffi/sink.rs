@@ -12,7 +12,10 @@ use crate::ptr::RingPtr;
 /// Implemented for `crossbeam_channel::Sender`, `std::sync::mpsc::Sender` and
 /// `SyncSender` (all without blocking: a full bounded channel refuses the event), and for
 /// any `Fn(RingPtr<Event>) -> Result<(), SinkError>` closure. `deliver` runs on the C
-/// host's thread, inside its call: keep it short.
+/// host's thread, inside its call: keep it short. It runs under the sink registry's read
+/// lock, so it must not register or unregister sinks, nor deliver again itself
+/// (`deliver`, `handle_ffi_event`, `slotring_event_send`): a registration waiting for the
+/// lock would deadlock with it.
 pub trait EventSink: Send + Sync + 'static {
     /// Takes `event`, or hands it back in the error.
     fn deliver(&self, event: RingPtr<Event>) -> Result<(), SinkError>;
