@@ -3,7 +3,7 @@
 //!
 //! A C host (a mobile app, a game engine, a network stack) calls
 //! [`handle_ffi_event`] with a pointer and a length; the bytes are copied into a slot of
-//! the process-wide [`EventAllocator`] and the new [`RingPtr<Event>`] goes to the
+//! the process-wide [`EventAllocator`] and the new [`RingPtr<Event>`](crate::RingPtr) goes to the
 //! [`EventSink`] the Rust side registered with [`set_sink`], for example a
 //! `crossbeam_channel::Sender<RingPtr<Event>>`. A host that wants to hold events itself
 //! allocates them with [`slotring_event_alloc`] and gets a `u64` token: it reads the
