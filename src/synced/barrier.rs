@@ -20,16 +20,19 @@
 //!   write; Acquire lets the last arrival see every earlier one's (the arrivals of one
 //!   cycle are one chain of read-modify-writes, so each is in the release sequence of
 //!   the ones before it).
-//! * Epoch `fetch_add`, SeqCst. Release passes everything the last arrival acquired on
-//!   to the waiters, whose epoch loads are Acquire. SeqCst (not just Release) because it
-//!   is one half of the sleeper handshake below.
-//! * Sleeper handshake (store-buffering pattern, needs SeqCst on all four accesses): a
-//!   waiter increments `sleepers` and then re-reads the state word, both SeqCst and both
-//!   under the mutex; the waker moves the state word and then reads `sleepers`, both
-//!   SeqCst. In the single total order either the waiter's re-read comes after the
-//!   waker's update (it sees the new epoch and does not sleep) or the waker's read of
-//!   `sleepers` comes after the increment (it takes the mutex, which the waiter holds
-//!   until `Condvar::wait` releases it, and notifies). No wake-up is lost.
+//! * Epoch `fetch_add`, Release: passes everything the last arrival acquired on to the
+//!   waiters, whose epoch loads are Acquire.
+//! * Sleeper handshake. A waiter that blocks first increments `sleepers` (AcqRel RMW)
+//!   and then re-reads the state word, both under the mutex; a waker first moves the
+//!   state word and then reads `sleepers` with an RMW (`fetch_add(0)`, AcqRel). RMWs of
+//!   one location are totally ordered and each reads the latest value, so either the
+//!   waker's RMW comes first (then it is Release, the waiter's increment is Acquire and
+//!   reads from it, so the state update happens-before the waiter's re-read, which sees
+//!   the new epoch and does not sleep), or the waiter's increment comes first (then the
+//!   waker reads a non-zero count, takes the mutex, which the waiter holds until
+//!   `Condvar::wait` releases it, and notifies). No wake-up is lost. A plain load on the
+//!   waker's side would need SeqCst store-buffering reasoning, which loom does not
+//!   model; the RMW is on a line the waker has just written anyway.
 //!
 //! An epoch is 32 bits and only compared for change: a waiter cannot sleep through 2^32
 //! cycles, because no cycle completes without its arrival.
@@ -125,7 +128,7 @@ impl Barrier {
 
     /// The poison cause, if the barrier is poisoned.
     pub(super) fn poisoned(&self) -> Option<Cause> {
-        // Acquire: pairs with the Release (SeqCst) `fetch_or` in `poison`, after which
+        // Acquire: pairs with the Release `fetch_or` in `poison`, after which
         // `cause` is set.
         if self.state.load(Ordering::Acquire) & POISON == 0 {
             return None;
@@ -147,9 +150,8 @@ impl Barrier {
         let _ =
             self.cause
                 .compare_exchange(0, cause.encode(), Ordering::Relaxed, Ordering::Relaxed);
-        // SeqCst: Release publishes `cause`; SeqCst for the sleeper handshake (see the
-        // module docs), since this too is a wake-up.
-        self.state.fetch_or(POISON, Ordering::SeqCst);
+        // Release: publishes `cause` to whoever sees the bit with Acquire.
+        self.state.fetch_or(POISON, Ordering::Release);
         self.wake();
     }
 
@@ -169,10 +171,10 @@ impl Barrier {
         if (old & COUNT_MASK) + 1 == self.parties {
             // The last arrival: no one else can arrive until the epoch moves, so the
             // count is exactly `parties`; take it back to 0 and move the epoch on.
-            // SeqCst: Release passes every arrival's writes on to the waiters' Acquire
-            // loads; SeqCst for the sleeper handshake.
+            // Release: passes every arrival's writes (acquired above) on to the
+            // waiters' Acquire loads.
             self.state
-                .fetch_add(EPOCH_ONE.wrapping_sub(self.parties), Ordering::SeqCst);
+                .fetch_add(EPOCH_ONE.wrapping_sub(self.parties), Ordering::Release);
             self.wake();
             return Ok(());
         }
@@ -194,8 +196,8 @@ impl Barrier {
     #[cold]
     fn wait_for_epoch_change(&self, epoch: u64) -> Result<(), Cause> {
         for _ in 0..self.spins {
-            // Acquire: pairs with the last arrival's SeqCst (Release) epoch update, or a
-            // poison `fetch_or` (both head or continue the release sequence read here).
+            // Acquire: pairs with the last arrival's Release epoch update, or a poison
+            // `fetch_or` (later RMWs continue their release sequences).
             if let Some(done) = self.check(self.state.load(Ordering::Acquire), epoch) {
                 return done;
             }
@@ -209,11 +211,12 @@ impl Barrier {
             yield_now();
         }
         let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        // SeqCst: the waiter's half of the sleeper handshake (module docs).
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        // AcqRel: the waiter's half of the sleeper handshake (module docs); Acquire
+        // makes a waker's earlier state update visible to the re-read below.
+        self.sleepers.fetch_add(1, Ordering::AcqRel);
         let done = loop {
-            // SeqCst: the re-read of the handshake; also Acquire, as above.
-            if let Some(done) = self.check(self.state.load(Ordering::SeqCst), epoch) {
+            // Acquire: the re-read of the handshake, and as above.
+            if let Some(done) = self.check(self.state.load(Ordering::Acquire), epoch) {
                 break done;
             }
             guard = self.cvar.wait(guard).unwrap_or_else(|e| e.into_inner());
@@ -226,8 +229,9 @@ impl Barrier {
 
     /// Wakes every blocked waiter, if there is one (called after moving the state word).
     fn wake(&self) {
-        // SeqCst: the waker's half of the sleeper handshake (module docs).
-        if self.sleepers.load(Ordering::SeqCst) != 0 {
+        // AcqRel RMW: the waker's half of the sleeper handshake (module docs); Release
+        // hands the state update to a waiter whose increment comes later.
+        if self.sleepers.fetch_add(0, Ordering::AcqRel) != 0 {
             // Taking the lock orders this notify after any waiter that is between its
             // re-read and `Condvar::wait`, so the notify cannot fall in between.
             drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()));
