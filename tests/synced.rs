@@ -69,8 +69,8 @@ fn short_writes_read_as_zero_padded_in_both_buffers() {
         assert_eq!(view.own(), expected, "after writing {values:?}");
     }
     // write_with marks the whole segment as filled; a short write after it clears it.
-    drop(h.write_with(|seg| seg.fill(7)).unwrap().wait().unwrap());
-    drop(h.write_and_sync_read(&[3]).unwrap());
+    h.write_with(|seg| seg.fill(7)).unwrap().wait().unwrap();
+    h.write_and_sync_read(&[3]).unwrap();
     let view = h.write_and_sync_read(&[4]).unwrap();
     assert_eq!(view.own(), [4, 0, 0, 0]);
 }
@@ -99,7 +99,6 @@ fn segments_are_padded_to_128_bytes() {
         0,
         "segments start on 128-byte lines"
     );
-    drop(view);
     thread::scope(|s| {
         let addrs: Vec<_> = (0..4)
             .map(|id| {
@@ -245,7 +244,7 @@ fn a_worker_that_leaves_wakes_the_waiting_ones_with_an_error() {
             .collect();
         let leaver = s.spawn(|| {
             let mut local = mem.local_handle(2).unwrap();
-            drop(local.write_and_sync_read(&[1]).unwrap());
+            local.write_and_sync_read(&[1]).unwrap();
             thread::sleep(Duration::from_millis(if cfg!(miri) { 1 } else { 20 }));
             // Returns early: the handle drops.
         });
@@ -318,7 +317,6 @@ fn stop_wakes_everyone_and_completed_cycles_stay_ok() {
             let mut local = mem.local_handle(0).unwrap();
             let view = local.write_and_sync_read(&[5]).unwrap();
             let state = view.to_vec();
-            drop(view);
             (state, local.write_and_sync_read(&[6]).map(|v| v.to_vec()))
         });
         let b = s.spawn(|| {
@@ -344,7 +342,7 @@ fn reset_starts_over_with_zeroed_segments() {
                 thread::spawn(move || {
                     let mut local = mem.local_handle(id).unwrap();
                     let first = local.write_and_sync_read(&[round + 1]).unwrap().to_vec();
-                    drop(local.write_and_sync_read(&[9, 9]).unwrap());
+                    local.write_and_sync_read(&[9, 9]).unwrap();
                     first
                 })
             })
@@ -532,12 +530,9 @@ fn life_synced(n: usize, threads: usize, generations: usize) -> Vec<u8> {
 
 #[test]
 fn game_of_life_over_four_threads_matches_single_threaded() {
-    let (n, generations) = if cfg!(miri) { (16, 20) } else { (64, 1000) };
+    let (n, generations) = if cfg!(miri) { (8, 20) } else { (64, 1000) };
     let expected = life_single_threaded(n, generations);
-    assert!(
-        expected.iter().any(|&c| c == 1),
-        "the pattern should not die out"
-    );
+    assert!(expected.contains(&1), "the pattern should not die out");
     assert_eq!(life_synced(n, 4, generations), expected);
 }
 

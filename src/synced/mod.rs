@@ -10,20 +10,25 @@
 //!
 //! let mem = SyncedMemory::<u64>::new(3, 2); // 3 workers, 2 values each
 //! std::thread::scope(|s| {
-//!     for id in 0..3 {
-//!         let mem = &mem;
-//!         s.spawn(move || -> Result<(), slotring::synced::SyncError> {
-//!             let mut local = mem.local_handle(id)?;
-//!             let mut mine = [id as u64, 0];
-//!             for cycle in 0..10 {
-//!                 let global = local.write_and_sync_read(&mine)?;
-//!                 // Every worker sees every worker's values of this cycle.
-//!                 let total: u64 = global.iter().sum();
-//!                 assert_eq!(total, (0 + 1 + 2) + 3 * cycle);
-//!                 mine[1] = cycle + 1;
-//!             }
-//!             Ok(())
-//!         });
+//!     let workers: Vec<_> = (0..3)
+//!         .map(|id| {
+//!             let mem = &mem;
+//!             s.spawn(move || -> Result<u64, slotring::synced::SyncError> {
+//!                 let mut local = mem.local_handle(id)?;
+//!                 let mut mine = [id as u64, 0];
+//!                 for cycle in 0..10 {
+//!                     let global = local.write_and_sync_read(&mine)?;
+//!                     // Every worker sees every worker's values of this cycle.
+//!                     let total: u64 = global.iter().sum();
+//!                     assert_eq!(total, (0 + 1 + 2) + 3 * cycle);
+//!                     mine[1] = cycle + 1;
+//!                 }
+//!                 Ok(local.cycle())
+//!             })
+//!         })
+//!         .collect();
+//!     for w in workers {
+//!         assert_eq!(w.join().unwrap(), Ok(10));
 //!     }
 //! });
 //! ```
@@ -553,9 +558,10 @@ impl<'m, T: Pod> LocalHandle<'m, T> {
         // SAFETY: as in `write`: this segment of the current write buffer is this
         // handle's alone during its write phase.
         let segment = unsafe { self.mem.storage.segment_mut(buffer, self.state.id) };
+        // Before `fill`, so a panic caught around this call leaves no stale count.
+        self.state.filled[buffer] = self.mem.segment_len;
         fill(segment);
         self.mem.storage.track_write(buffer, self.state.id);
-        self.state.filled[buffer] = self.mem.segment_len;
         Ok(Written {
             mem: self.mem,
             state: &mut self.state,
@@ -816,9 +822,10 @@ impl<'h, T: Pod> GlobalView<'h, T> {
         // is passed (protocol step 1), and this segment of the other buffer is never
         // reachable through this view, so `fill`'s two arguments do not overlap.
         let segment = unsafe { self.mem.storage.segment_mut(buffer, self.state.id) };
+        // Before `fill`, so a panic caught around this call leaves no stale count.
+        self.state.filled[buffer] = self.mem.segment_len;
         fill(segment, &self);
         self.mem.storage.track_write(buffer, self.state.id);
-        self.state.filled[buffer] = self.mem.segment_len;
         Written {
             mem: self.mem,
             state: self.state,
