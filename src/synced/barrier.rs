@@ -104,6 +104,8 @@ pub(super) struct Barrier {
     parties: u64,
     /// Spins before yielding: `SPINS`, or 0 when there are more parties than cores.
     spins: u32,
+    /// `yield_now` calls before blocking: `YIELDS`.
+    yields: u32,
 }
 
 impl Barrier {
@@ -121,6 +123,7 @@ impl Barrier {
             // Oversubscribed (or a single core): a spinning waiter only delays the
             // threads it waits for, so go straight to yielding.
             spins: if parties > cores { 0 } else { SPINS },
+            yields: YIELDS,
         }
     }
 
@@ -208,7 +211,7 @@ impl Barrier {
             }
             spin_loop();
         }
-        for _ in 0..YIELDS {
+        for _ in 0..self.yields {
             // Acquire: as above.
             if let Some(done) = self.check(self.state.load(Ordering::Acquire), epoch) {
                 return done;
