@@ -262,7 +262,8 @@ fn a_panicking_worker_is_reported_as_panicked() {
     let waiter = {
         let mem = Arc::clone(&mem);
         thread::spawn(move || {
-            let mut local = mem.local_handle(0).unwrap();
+            // The panic may come before this handle is taken: the same error then.
+            let mut local = mem.local_handle(0)?;
             local.write_and_sync_read(&[0]).map(|v| v.to_vec())
         })
     };
@@ -289,7 +290,8 @@ fn stop_wakes_everyone_and_completed_cycles_stay_ok() {
             .map(|id| {
                 let mem = &mem;
                 s.spawn(move || {
-                    let mut local = mem.local_handle(id).unwrap();
+                    // `stop` may come before this handle is taken: the same error then.
+                    let mut local = mem.local_handle(id)?;
                     local.write_and_sync_read(&[id as u8]).map(|v| v.to_vec())
                 })
             })
