@@ -76,6 +76,8 @@
 //! * [`event`]: size classes and the by-value [`PooledEvent`].
 //! * [`stats`]: [`PoolStats`], [`AllocatorStats`].
 //! * [`error`]: the error types.
+//! * [`synced`]: [`SyncedMemory`](synced::SyncedMemory), per-thread segments written and
+//!   read in barrier-separated cycles (parallel simulations).
 //!
 //! # How it works
 //!
@@ -148,6 +150,7 @@ pub mod ring;
 mod slot;
 pub mod stats;
 pub(crate) mod sync;
+pub mod synced;
 
 pub use allocator::{DEFAULT_CAPACITIES, EventAllocator, EventAllocatorBuilder};
 pub use error::{AllocError, CapacityError, PoolFull, TokenError};
