@@ -143,6 +143,8 @@ mod free_list;
 mod pool;
 pub mod ptr;
 pub mod ring;
+#[cfg(all(feature = "shm", unix, not(loom)))]
+pub mod shm;
 mod slot;
 pub mod stats;
 pub(crate) mod sync;
