@@ -50,7 +50,9 @@ fn child(role: &str) {
         "slotring" => {
             let shm = ShmAllocator::open(path).expect("open the segment");
             while input.read_exact(&mut message).is_ok() {
-                let ev = shm.from_token(u64::from_le_bytes(message)).expect("live token");
+                let ev = shm
+                    .from_token(u64::from_le_bytes(message))
+                    .expect("live token");
                 let check = ev[0] ^ ev[47];
                 drop(ev);
                 output.write_all(&[check]).unwrap();
@@ -150,7 +152,8 @@ fn handoff(c: &mut Criterion) {
     group.bench_function("mmap-sync", |b| {
         b.iter(|| {
             n += 1;
-            sync.write(black_box(&PAYLOAD), Duration::from_secs(1)).unwrap();
+            sync.write(black_box(&PAYLOAD), Duration::from_secs(1))
+                .unwrap();
             let answer = peer.round_trip(&n.to_le_bytes());
             debug_assert_eq!(answer, expected);
             answer
