@@ -62,8 +62,8 @@ fn child(role: &str) {
         "mmapsync" => {
             let mut sync = Synchronizer::new(path.as_ref());
             while input.read_exact(&mut message).is_ok() {
-                // SAFETY (mmap-sync's contract): the data files are written only by this
-                // bench's writer, with the same type.
+                // SAFETY: mmap-sync's contract for `read`: the files hold an archived
+                // `[u8; 48]`, written only by this bench's writer with that same type.
                 let data = unsafe { sync.read::<[u8; 48]>(false) }.expect("read");
                 let check = data[0] ^ data[47];
                 drop(data);

@@ -139,7 +139,7 @@ fn child() {
             },
             "check" => format!("got {token} {}", String::from_utf8_lossy(&held[&token])),
             "drop" => {
-                held.remove(&token).expect("drop of a handle not held");
+                drop(held.remove(&token).expect("drop of a handle not held"));
                 format!("dropped {token}")
             }
             "exit" => {
