@@ -368,6 +368,13 @@ enum Memory {
 /// or cleared); other threads of the process wait for it to settle.
 const LOCKED: u32 = u32::MAX;
 
+/// The attachment behind `this` as a pointer that carries the `Arc`'s provenance (so
+/// strong counts can be adjusted through it).
+fn attachment_ptr(this: &Arc<Inner>) -> NonNull<Inner> {
+    // SAFETY: `Arc::as_ptr` never returns null.
+    unsafe { NonNull::new_unchecked(Arc::as_ptr(this).cast_mut()) }
+}
+
 /// One attachment of this process to a segment.
 struct Inner {
     seg: Segment,
@@ -467,11 +474,14 @@ impl Inner {
         }
         let len = payload.len() as u32;
         let generation = this.seg.activate(global, this.bit, len, event_type);
+        // The process's hold on this slot keeps the attachment alive (see `ShmPtr`).
+        // SAFETY: the pointer comes from `Arc::as_ptr` of a live `Arc`.
+        unsafe { Arc::increment_strong_count(Arc::as_ptr(this)) };
         // Release: pairs with the Acquire of other threads of this process that join
         // through the local count (`from_token`), publishing the activation to them.
         local.store(1, Ordering::Release);
         Ok(ShmPtr {
-            inner: Arc::clone(this),
+            inner: attachment_ptr(this),
             data,
             global,
             generation,
@@ -481,8 +491,8 @@ impl Inner {
     }
 
     /// Takes a hold on `global` if it is live in `generation`.
-    fn acquire(&self, global: u32, generation: u32, class: usize) -> bool {
-        let local = &self.local[global as usize];
+    fn acquire(this: &Arc<Self>, global: u32, generation: u32, class: usize) -> bool {
+        let local = &this.local[global as usize];
         let mut spins = 0;
         // Acquire: pairs with the Release store that ended the last 0 -> 1 transition.
         let mut current = local.load(Ordering::Acquire);
@@ -497,7 +507,12 @@ impl Inner {
                 // Acquire: as above; we own the transition once this succeeds.
                 match local.compare_exchange_weak(0, LOCKED, Ordering::Acquire, Ordering::Acquire) {
                     Ok(_) => {
-                        let joined = self.seg.join(global, generation, self.bit);
+                        let joined = this.seg.join(global, generation, this.bit);
+                        if joined {
+                            // The process's new hold keeps the attachment alive.
+                            // SAFETY: the pointer comes from `Arc::as_ptr` of a live `Arc`.
+                            unsafe { Arc::increment_strong_count(Arc::as_ptr(this)) };
+                        }
                         // Release: publishes the (Acquired) payload to threads of this
                         // process that join through the local count.
                         local.store(u32::from(joined), Ordering::Release);
@@ -523,10 +538,14 @@ impl Inner {
                 Ok(_) => {
                     // We hold the slot now (under our bit), so its generation is fixed;
                     // it may be another life than the token's.
-                    if self.seg.snapshot(global).0 == generation {
+                    if this.seg.snapshot(global).0 == generation {
                         return true;
                     }
-                    self.release(global, class);
+                    if this.release(global, class) {
+                        // SAFETY: the process's hold owned one strong count, and the
+                        // caller's `Arc` keeps another, so this does not free `this`.
+                        unsafe { Arc::decrement_strong_count(Arc::as_ptr(this)) };
+                    }
                     return false;
                 }
                 Err(actual) => current = actual,
@@ -534,8 +553,10 @@ impl Inner {
         }
     }
 
-    /// Drops one of this attachment's holds on `global`.
-    fn release(&self, global: u32, class: usize) {
+    /// Drops one of this attachment's holds on `global`. Returns `true` if it was the
+    /// process's last: the caller then owns the strong count that hold kept on the
+    /// attachment and must release it (after its last use of `self`).
+    fn release(&self, global: u32, class: usize) -> bool {
         let local = &self.local[global as usize];
         let mut spins = 0;
         // Relaxed: a comparison value; the CAS below orders.
@@ -558,7 +579,7 @@ impl Inner {
                     Ordering::Release,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => return,
+                    Ok(_) => return false,
                     Err(actual) => current = actual,
                 }
                 continue;
@@ -572,7 +593,7 @@ impl Inner {
                     }
                     // Release: ends the transition for waiting threads of this process.
                     local.store(0, Ordering::Release);
-                    return;
+                    return true;
                 }
                 Err(actual) => current = actual,
             }
@@ -825,18 +846,21 @@ impl ShmAllocator {
             return Err(ShmError::ForeignToken);
         }
         let global = c.first + t.index;
-        if !inner.acquire(global, t.generation, class) {
+        if !Inner::acquire(inner, global, t.generation, class) {
             return Err(ShmError::StaleToken);
         }
         let (len, _) = inner.seg.len_and_type(global);
         if len > c.slot_size {
-            inner.release(global, class);
+            if inner.release(global, class) {
+                // SAFETY: the hold owned one strong count; `self` keeps another.
+                unsafe { Arc::decrement_strong_count(Arc::as_ptr(inner)) };
+            }
             return Err(ShmError::Corrupted {
                 what: "a slot's length exceeds its slot size",
             });
         }
         Ok(ShmPtr {
-            inner: Arc::clone(inner),
+            inner: attachment_ptr(inner),
             data: inner.seg.payload(class, t.index),
             global,
             generation: t.generation,
@@ -930,7 +954,10 @@ impl ShmAllocator {
 /// ```
 #[must_use = "dropping the last handle frees the slot"]
 pub struct ShmPtr {
-    inner: Arc<Inner>,
+    /// The attachment, kept alive by one strong count that this process's hold on the
+    /// slot owns (taken on the process's first handle, released with its last), so
+    /// cloning and dropping a handle touch no reference count but the slot's.
+    inner: NonNull<Inner>,
     data: NonNull<u8>,
     global: u32,
     generation: u32,
@@ -946,6 +973,13 @@ unsafe impl Send for ShmPtr {}
 unsafe impl Sync for ShmPtr {}
 
 impl ShmPtr {
+    #[inline]
+    fn inner(&self) -> &Inner {
+        // SAFETY: the process's hold on our slot owns a strong count of the attachment
+        // (field docs), and our handle keeps that hold.
+        unsafe { self.inner.as_ref() }
+    }
+
     /// The payload bytes.
     #[inline]
     #[must_use]
@@ -957,7 +991,7 @@ impl ShmPtr {
     #[inline]
     #[must_use]
     pub fn event_type(&self) -> u32 {
-        self.inner.seg.len_and_type(self.global).1
+        self.inner().seg.len_and_type(self.global).1
     }
 
     /// A `u64` naming this event (class, slot, generation and a segment tag) for any
@@ -966,10 +1000,10 @@ impl ShmPtr {
     #[inline]
     #[must_use]
     pub fn to_token(&self) -> u64 {
-        let first = self.inner.seg.layout().classes[self.class as usize].first;
+        let first = self.inner().seg.layout().classes[self.class as usize].first;
         ShmToken {
             generation: self.generation,
-            tag: self.inner.tag,
+            tag: self.inner().tag,
             class: u32::from(self.class),
             index: self.global - first,
         }
@@ -987,13 +1021,13 @@ impl ShmPtr {
     #[must_use]
     pub fn local_count(this: &Self) -> usize {
         // Relaxed: introspection, like `Arc::strong_count`.
-        this.inner.local[this.global as usize].load(Ordering::Relaxed) as usize
+        this.inner().local[this.global as usize].load(Ordering::Relaxed) as usize
     }
 
     /// Processes holding this event (a snapshot).
     #[must_use]
     pub fn process_count(this: &Self) -> usize {
-        this.inner.seg.snapshot(this.global).1.count_ones() as usize
+        this.inner().seg.snapshot(this.global).1.count_ones() as usize
     }
 
     /// Whether two handles name the same slot of the same segment mapping.
@@ -1008,12 +1042,12 @@ impl Clone for ShmPtr {
     fn clone(&self) -> Self {
         // Relaxed: our handle keeps the count above 0 (so not LOCKED and the bit set);
         // a new handle made from it needs no ordering of its own, as for `Arc::clone`.
-        let previous = self.inner.local[self.global as usize].fetch_add(1, Ordering::Relaxed);
+        let previous = self.inner().local[self.global as usize].fetch_add(1, Ordering::Relaxed);
         if previous >= MAX_REFCOUNT {
             crate::sync::abort_on_overflow();
         }
         Self {
-            inner: Arc::clone(&self.inner),
+            inner: self.inner,
             data: self.data,
             global: self.global,
             generation: self.generation,
@@ -1026,7 +1060,14 @@ impl Clone for ShmPtr {
 impl Drop for ShmPtr {
     #[inline]
     fn drop(&mut self) {
-        self.inner.release(self.global, self.class as usize);
+        // SAFETY: our hold keeps the attachment alive until this call's end.
+        let last = unsafe { self.inner.as_ref() }.release(self.global, self.class as usize);
+        if last {
+            // SAFETY: the process's hold owned this strong count (see the field docs);
+            // the pointer came from `Arc::as_ptr`, and nothing of the attachment is used
+            // after this line.
+            unsafe { Arc::decrement_strong_count(self.inner.as_ptr()) };
+        }
     }
 }
 

@@ -413,3 +413,25 @@ fn a_corrupted_length_is_an_error() {
     drop(ev);
     assert_eq!(a.stats().in_use(), 0);
 }
+
+#[test]
+fn handles_outlive_their_allocator() {
+    let block = create(&[(64, 2)], 2);
+    let a = attach(&block, 100);
+    let b = attach(&block, 200);
+    let ev = a.allocate(b"kept", 0).unwrap();
+    let seen = b.from_token(ev.to_token()).unwrap();
+    drop(a);
+    drop(b);
+    // Both attachments live on in their handles.
+    let twin = ev.clone();
+    assert_eq!(ShmPtr::process_count(&seen), 2);
+    drop(ev);
+    assert_eq!(twin.payload(), b"kept");
+    drop(twin);
+    assert_eq!(seen.payload(), b"kept");
+    drop(seen);
+    let c = attach(&block, 300);
+    let stats = c.stats();
+    assert_eq!((stats.in_use(), stats.attached), (0, 1), "everything was released");
+}
