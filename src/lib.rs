@@ -76,6 +76,9 @@
 //! * [`event`]: size classes and the by-value [`PooledEvent`].
 //! * [`stats`]: [`PoolStats`], [`AllocatorStats`].
 //! * [`error`]: the error types.
+//! * `shm` (cargo feature `shm`, Unix): the same pools in a file mapping shared by
+//!   several processes, with `u64` tokens passed between them and recovery of the holds
+//!   of processes that died.
 //!
 //! # How it works
 //!
