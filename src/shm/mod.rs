@@ -78,8 +78,8 @@
 //!   back, leaks that one slot: it is then on no free list and held by nobody, and no
 //!   later recovery can tell it from a slot in use. Each window is a few dozen
 //!   instructions with no system call or lock; at most one slot per thread that was in
-//!   such a window at the moment of death. Everything else a dead process held is
-//!   recovered.
+//!   such a window at the moment of death (a recoverer that dies while freeing a slot is
+//!   in the second window too). Everything else a dead process held is recovered.
 //! * **Tokens are names, not holds.** [`ShmPtr::to_token`] does not transfer anything:
 //!   the sender keeps its handle until the receiver has turned the token into its own
 //!   handle ([`ShmAllocator::from_token`]), e.g. until it acknowledges. A token whose slot
@@ -89,6 +89,10 @@
 //! * **Limits.** At most 32 processes attached at once (one mask bit each); up to 8 size
 //!   classes of up to 2^20 slots and 16 MiB each; all attached processes must share one
 //!   pid namespace (liveness is checked by pid). Generations are 32 bits, as in-process.
+//! * **Fork.** An attachment belongs to the process that made it: a forked child must not
+//!   use (or drop handles of) its parent's attachment, since both would count under one
+//!   table entry. Open the segment anew in the child (or `exec` first, as the examples
+//!   do).
 
 mod layout;
 mod process;
