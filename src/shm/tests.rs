@@ -433,5 +433,62 @@ fn handles_outlive_their_allocator() {
     drop(seen);
     let c = attach(&block, 300);
     let stats = c.stats();
-    assert_eq!((stats.in_use(), stats.attached), (0, 1), "everything was released");
+    assert_eq!(
+        (stats.in_use(), stats.attached),
+        (0, 1),
+        "everything was released"
+    );
+}
+
+#[test]
+fn recovery_races_with_live_upgrades() {
+    let rounds = if cfg!(miri) { 3 } else { 200 };
+    for _ in 0..rounds {
+        let block = create(&[(64, 8)], 4);
+        let live = attach(&block, 100);
+        // SAFETY: the block outlives this view of the segment.
+        let seg = unsafe { Segment::open(block.ptr, block.layout.size()) }.unwrap();
+        let dead_pid = 4242;
+        let dead_bit = 1 << seg.attach(dead_pid, 0).unwrap();
+        let tokens: Vec<u64> = (0..8u8)
+            .map(|i| {
+                let ev = live.allocate(&[i; 8], 0).unwrap();
+                assert!(seg.join(ev.global, ShmPtr::generation(&ev), dead_bit));
+                ev.to_token() // the live handle drops: the dead process holds it alone
+            })
+            .collect();
+        let upgrader = {
+            let live = live.clone();
+            let tokens = tokens.clone();
+            std::thread::spawn(move || {
+                tokens
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, &t)| match live.from_token(t) {
+                        Ok(ev) => {
+                            assert_eq!(ev.payload(), &[i as u8; 8]);
+                            Some(ev)
+                        }
+                        Err(ShmError::StaleToken) => None,
+                        Err(e) => panic!("{e}"),
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        let report = seg.recover(100, &|pid, _| pid != dead_pid);
+        let won = upgrader.join().unwrap();
+        assert_eq!(report.holds, 8);
+        assert_eq!(
+            report.slots_freed as usize + won.len(),
+            8,
+            "every slot is either freed by recovery or held by an upgrade"
+        );
+        assert_eq!(live.stats().in_use(), won.len());
+        drop(won);
+        let all: Vec<_> = (0..8)
+            .map(|_| live.allocate(b"again", 0).unwrap())
+            .collect();
+        drop(all);
+        assert_eq!(live.stats().in_use(), 0);
+    }
 }
