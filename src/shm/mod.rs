@@ -397,8 +397,9 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Every handle is gone (each holds an `Arc` of us), so no bit of ours is set;
-        // `detach` clears any that are anyway and frees the entry.
+        // Every handle is gone (each slot this process holds owns a strong count of us),
+        // so no bit of ours is set; `detach` clears any that are anyway and frees the
+        // entry.
         self.seg.detach(self.entry);
     }
 }

@@ -67,7 +67,7 @@ pub(crate) struct Recovered {
 #[derive(Debug)]
 pub(crate) struct Segment {
     base: NonNull<u8>,
-    len: usize,
+    /// Computed from validated numbers; `layout.total` never exceeds the memory's length.
     layout: Layout,
     segment_id: u64,
 }
@@ -104,7 +104,6 @@ impl Segment {
         }
         let seg = Self {
             base,
-            len,
             layout,
             segment_id,
         };
@@ -161,7 +160,6 @@ impl Segment {
         }
         let probe = Self {
             base,
-            len,
             layout: Layout {
                 classes: Vec::new(),
                 processes: 0,
@@ -228,7 +226,6 @@ impl Segment {
         let segment_id = probe.u64_at(OFF_SEGMENT_ID).load(r);
         Ok(Self {
             base,
-            len,
             layout,
             segment_id,
         })
@@ -250,8 +247,11 @@ impl Segment {
 
     #[inline]
     fn u32_at(&self, offset: usize) -> &AtomicU32 {
-        assert!(offset % 4 == 0 && offset + 4 <= self.len.min(self.layout.total.max(HEADER_SIZE)));
-        // SAFETY: in bounds (asserted; every offset comes from the validated layout) and
+        // `layout.total <= len` in every constructed segment (the probe's `total` is the
+        // header size, which `open` checked first).
+        assert!(offset % 4 == 0 && offset + 4 <= self.layout.total);
+        // SAFETY: in bounds (asserted, and `total <= len`; every offset comes from the
+        // validated layout) and
         // 4-aligned (the base is 64-aligned, the offset a multiple of 4); the memory
         // lives as long as `self` (constructor contract) and is only accessed
         // atomically at this width by every process.
@@ -260,7 +260,7 @@ impl Segment {
 
     #[inline]
     fn u64_at(&self, offset: usize) -> &AtomicU64 {
-        assert!(offset % 8 == 0 && offset + 8 <= self.len.min(self.layout.total.max(HEADER_SIZE)));
+        assert!(offset % 8 == 0 && offset + 8 <= self.layout.total);
         // SAFETY: as in `u32_at`, with 8-byte alignment.
         unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(offset).cast()) }
     }
