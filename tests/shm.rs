@@ -374,3 +374,103 @@ fn files_that_are_not_whole_segments_are_refused() {
     let fresh = ShmAllocator::create(&other.0, small(4).replace_existing(true)).unwrap();
     assert_eq!(fresh.stats().in_use(), 0);
 }
+
+/// A 48-byte payload that checks itself: a sequence number and bytes derived from it.
+fn stamped(seq: u64) -> [u8; 48] {
+    let mut out = [0u8; 48];
+    out[..8].copy_from_slice(&seq.to_le_bytes());
+    for (i, b) in out[8..].iter_mut().enumerate() {
+        *b = (seq.wrapping_mul(31).wrapping_add(i as u64 * 7) % 251) as u8;
+    }
+    out
+}
+
+fn check_stamp(bytes: &[u8]) -> u64 {
+    let seq = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+    assert_eq!(
+        bytes,
+        &stamped(seq)[..],
+        "a live payload changed under its reader"
+    );
+    seq
+}
+
+/// Threads of two attachments (the same code paths as two processes) race upgrades,
+/// clones and drops against the writer's releases and slot reuse on a real mapping: every
+/// upgrade either fails as stale or sees an intact payload, and nothing leaks.
+#[test]
+#[cfg_attr(miri, ignore = "maps files")]
+fn upgrades_race_releases_and_reuse() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let seg = TempSegment::new("race");
+    let writer = ShmAllocator::create(&seg.0, small(32)).unwrap();
+    let reader = ShmAllocator::open(&seg.0).unwrap();
+    let board: Vec<AtomicU64> = (0..8).map(|_| AtomicU64::new(0)).collect();
+    let stop = AtomicBool::new(false);
+    let progress = AtomicU64::new(0);
+    let (upgraded, stale) = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..3)
+            .map(|t| {
+                let shm = if t == 0 { &writer } else { &reader };
+                let (board, stop, progress) = (&board, &stop, &progress);
+                s.spawn(move || {
+                    let (mut ok, mut stale) = (0u64, 0u64);
+                    let mut kept = Vec::new();
+                    let mut i = t;
+                    while !stop.load(Ordering::Relaxed) {
+                        i = (i + 1) % board.len();
+                        let token = board[i].load(Ordering::Acquire);
+                        if token == 0 {
+                            continue;
+                        }
+                        match shm.from_token(token) {
+                            Ok(ev) => {
+                                check_stamp(&ev);
+                                let twin = ev.clone();
+                                kept.push(twin);
+                                if kept.len() > 4 {
+                                    check_stamp(&kept.remove(0));
+                                }
+                                ok += 1;
+                                progress.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(ShmError::StaleToken) => stale += 1,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    (ok, stale)
+                })
+            })
+            .collect();
+        let mut lanes: Vec<Option<ShmPtr>> = (0..board.len()).map(|_| None).collect();
+        // At least 20,000 events, and on until the readers have upgraded 1,000 times (they
+        // may start late), for at most 10 s.
+        let start = std::time::Instant::now();
+        let mut seq = 0u64;
+        while seq < 20_000
+            || (progress.load(Ordering::Relaxed) < 1000
+                && start.elapsed() < std::time::Duration::from_secs(10))
+        {
+            seq += 1;
+            let ev = loop {
+                match writer.allocate(&stamped(seq), 0) {
+                    Ok(ev) => break ev,
+                    Err(ShmError::Exhausted { .. }) => std::thread::yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
+            };
+            let lane = (seq % board.len() as u64) as usize;
+            board[lane].store(ev.to_token(), Ordering::Release);
+            lanes[lane] = Some(ev); // drops the lane's previous event
+        }
+        stop.store(true, Ordering::Relaxed);
+        drop(lanes);
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap())
+            .fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
+    });
+    assert!(upgraded > 0, "no upgrade succeeded (stale: {stale})");
+    assert_eq!(writer.stats().in_use(), 0, "a slot leaked");
+    assert_eq!(reader.stats().attached, 2);
+}
