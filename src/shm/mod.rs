@@ -95,7 +95,9 @@
 //!   do).
 
 mod layout;
+mod local;
 mod process;
+mod protocol;
 mod segment;
 
 use core::fmt;
@@ -107,11 +109,11 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use self::layout::{ClassSpec, HEADER_SIZE, Layout, MAX_PROCESSES, ShmToken};
+use self::local::{Acquired, LocalCount};
 use self::segment::Segment;
 use crate::allocator::DEFAULT_CAPACITIES;
 use crate::event::PoolId;
-use crate::slot::MAX_REFCOUNT;
-use crate::sync::{Arc, AtomicU32, Ordering, spin_loop, yield_now};
+use crate::sync::Arc;
 
 /// Why a shared-memory operation failed.
 #[derive(Debug)]
@@ -368,10 +370,6 @@ enum Memory {
     Heap(#[allow(dead_code, reason = "kept only to free on drop")] Arc<tests::HeapBlock>),
 }
 
-/// A local count in the middle of a 0 <-> 1 transition (the process's bit is being set
-/// or cleared); other threads of the process wait for it to settle.
-const LOCKED: u32 = u32::MAX;
-
 /// The attachment behind `this` as a pointer that carries the `Arc`'s provenance (so
 /// strong counts can be adjusted through it).
 fn attachment_ptr(this: &Arc<Inner>) -> NonNull<Inner> {
@@ -389,8 +387,8 @@ struct Inner {
     pid: u32,
     /// The segment tag carried in tokens.
     tag: u32,
-    /// Handles this attachment holds, per global slot index (or `LOCKED`).
-    local: Box<[AtomicU32]>,
+    /// Handles this attachment holds, per global slot index.
+    local: Box<[LocalCount]>,
     path: Option<PathBuf>,
     _memory: Memory,
 }
@@ -401,17 +399,6 @@ impl Drop for Inner {
         // so no bit of ours is set; `detach` clears any that are anyway and frees the
         // entry.
         self.seg.detach(self.entry);
-    }
-}
-
-/// Waits a moment for another thread of this process to finish a 0 <-> 1 transition.
-#[inline]
-fn backoff(spins: &mut u32) {
-    *spins += 1;
-    if *spins < 64 {
-        spin_loop();
-    } else {
-        yield_now();
     }
 }
 
@@ -432,7 +419,7 @@ impl Inner {
                 })?
             }
         };
-        let local = (0..seg.layout().slots).map(|_| AtomicU32::new(0)).collect();
+        let local = (0..seg.layout().slots).map(|_| LocalCount::new()).collect();
         let tag = (seg.segment_id() as u32) & ShmToken::TAG_MASK;
         Ok(Arc::new(Self {
             seg,
@@ -462,29 +449,18 @@ impl Inner {
         // caller checked `payload.len() <= slot_size`, and the layout gives each slot
         // `stride >= slot_size` bytes inside the mapping.
         unsafe { core::ptr::copy_nonoverlapping(payload.as_ptr(), data.as_ptr(), payload.len()) };
-        let local = &this.local[global as usize];
-        let mut spins = 0;
-        loop {
-            // Acquire/Relaxed: a stale `from_token` of this process may be mid-way on
-            // this free slot (it will fail); we wait for it. No data is published here.
-            match local.compare_exchange_weak(0, LOCKED, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(LOCKED) | Err(0) => backoff(&mut spins),
-                Err(_) => {
-                    return Err(ShmError::Corrupted {
-                        what: "a free slot is counted as held by this process",
-                    });
-                }
-            }
-        }
         let len = payload.len() as u32;
-        let generation = this.seg.activate(global, this.bit, len, event_type);
-        // The process's hold on this slot keeps the attachment alive (see `ShmPtr`).
-        // SAFETY: the pointer comes from `Arc::as_ptr` of a live `Arc`.
-        unsafe { Arc::increment_strong_count(Arc::as_ptr(this)) };
-        // Release: pairs with the Acquire of other threads of this process that join
-        // through the local count (`from_token`), publishing the activation to them.
-        local.store(1, Ordering::Release);
+        let mut generation = 0;
+        this.local[global as usize]
+            .first_of_claim(|| {
+                generation = this.seg.activate(global, this.bit, len, event_type);
+                // The process's hold on this slot keeps the attachment alive (`ShmPtr`).
+                // SAFETY: the pointer comes from `Arc::as_ptr` of a live `Arc`.
+                unsafe { Arc::increment_strong_count(Arc::as_ptr(this)) };
+            })
+            .map_err(|_| ShmError::Corrupted {
+                what: "a free slot is counted as held by this process",
+            })?;
         Ok(ShmPtr {
             inner: attachment_ptr(this),
             data,
@@ -497,63 +473,28 @@ impl Inner {
 
     /// Takes a hold on `global` if it is live in `generation`.
     fn acquire(this: &Arc<Self>, global: u32, generation: u32, class: usize) -> bool {
-        let local = &this.local[global as usize];
-        let mut spins = 0;
-        // Acquire: pairs with the Release store that ended the last 0 -> 1 transition.
-        let mut current = local.load(Ordering::Acquire);
-        loop {
-            if current == LOCKED {
-                backoff(&mut spins);
-                // Acquire: as above.
-                current = local.load(Ordering::Acquire);
-                continue;
+        let acquired = this.local[global as usize].acquire(|| {
+            let joined = this.seg.join(global, generation, this.bit);
+            if joined {
+                // The process's new hold keeps the attachment alive.
+                // SAFETY: the pointer comes from `Arc::as_ptr` of a live `Arc`.
+                unsafe { Arc::increment_strong_count(Arc::as_ptr(this)) };
             }
-            if current == 0 {
-                // Acquire: as above; we own the transition once this succeeds.
-                match local.compare_exchange_weak(0, LOCKED, Ordering::Acquire, Ordering::Acquire) {
-                    Ok(_) => {
-                        let joined = this.seg.join(global, generation, this.bit);
-                        if joined {
-                            // The process's new hold keeps the attachment alive.
-                            // SAFETY: the pointer comes from `Arc::as_ptr` of a live `Arc`.
-                            unsafe { Arc::increment_strong_count(Arc::as_ptr(this)) };
-                        }
-                        // Release: publishes the (Acquired) payload to threads of this
-                        // process that join through the local count.
-                        local.store(u32::from(joined), Ordering::Release);
-                        return joined;
-                    }
-                    Err(actual) => {
-                        current = actual;
-                        continue;
-                    }
+            joined
+        });
+        match acquired {
+            Acquired::First => true,
+            Acquired::Refused => false,
+            // We hold the slot now (under our bit), so its generation is fixed; it may
+            // be another life than the token's.
+            Acquired::More if this.seg.snapshot(global).0 == generation => true,
+            Acquired::More => {
+                if this.release(global, class) {
+                    // SAFETY: the process's hold owned one strong count, and the caller's
+                    // `Arc` keeps another, so this does not free `this`.
+                    unsafe { Arc::decrement_strong_count(Arc::as_ptr(this)) };
                 }
-            }
-            if current >= MAX_REFCOUNT {
-                crate::sync::abort_on_overflow();
-            }
-            // Acquire: synchronizes with the Release store of the thread that set our
-            // bit (its RMWs continue the release sequence), so the payload is visible.
-            match local.compare_exchange_weak(
-                current,
-                current + 1,
-                Ordering::Acquire,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    // We hold the slot now (under our bit), so its generation is fixed;
-                    // it may be another life than the token's.
-                    if this.seg.snapshot(global).0 == generation {
-                        return true;
-                    }
-                    if this.release(global, class) {
-                        // SAFETY: the process's hold owned one strong count, and the
-                        // caller's `Arc` keeps another, so this does not free `this`.
-                        unsafe { Arc::decrement_strong_count(Arc::as_ptr(this)) };
-                    }
-                    return false;
-                }
-                Err(actual) => current = actual,
+                false
             }
         }
     }
@@ -562,47 +503,11 @@ impl Inner {
     /// process's last: the caller then owns the strong count that hold kept on the
     /// attachment and must release it (after its last use of `self`).
     fn release(&self, global: u32, class: usize) -> bool {
-        let local = &self.local[global as usize];
-        let mut spins = 0;
-        // Relaxed: a comparison value; the CAS below orders.
-        let mut current = local.load(Ordering::Relaxed);
-        loop {
-            if current == LOCKED {
-                // Not reachable while we hold a handle (only a count of 0 or our own
-                // last handle is locked), but waiting is the safe answer.
-                backoff(&mut spins);
-                // Relaxed: as above.
-                current = local.load(Ordering::Relaxed);
-                continue;
+        self.local[global as usize].release(|| {
+            if self.seg.leave(global, self.bit) {
+                self.seg.push(class, global);
             }
-            debug_assert!(current > 0, "released a slot this process does not hold");
-            if current > 1 {
-                // Release: orders this handle's reads before the process's last release.
-                match local.compare_exchange_weak(
-                    current,
-                    current - 1,
-                    Ordering::Release,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => return false,
-                    Err(actual) => current = actual,
-                }
-                continue;
-            }
-            // Acquire: pairs with the Release decrements of this process's other
-            // handles, so their reads happen-before our `leave` (which is Release).
-            match local.compare_exchange_weak(1, LOCKED, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => {
-                    if self.seg.leave(global, self.bit) {
-                        self.seg.push(class, global);
-                    }
-                    // Release: ends the transition for waiting threads of this process.
-                    local.store(0, Ordering::Release);
-                    return true;
-                }
-                Err(actual) => current = actual,
-            }
-        }
+        })
     }
 }
 
@@ -1026,7 +931,7 @@ impl ShmPtr {
     #[must_use]
     pub fn local_count(this: &Self) -> usize {
         // Relaxed: introspection, like `Arc::strong_count`.
-        this.inner().local[this.global as usize].load(Ordering::Relaxed) as usize
+        this.inner().local[this.global as usize].get() as usize
     }
 
     /// Processes holding this event (a snapshot).
@@ -1045,12 +950,7 @@ impl ShmPtr {
 impl Clone for ShmPtr {
     #[inline]
     fn clone(&self) -> Self {
-        // Relaxed: our handle keeps the count above 0 (so not LOCKED and the bit set);
-        // a new handle made from it needs no ordering of its own, as for `Arc::clone`.
-        let previous = self.inner().local[self.global as usize].fetch_add(1, Ordering::Relaxed);
-        if previous >= MAX_REFCOUNT {
-            crate::sync::abort_on_overflow();
-        }
+        self.inner().local[self.global as usize].clone_one();
         Self {
             inner: self.inner,
             data: self.data,

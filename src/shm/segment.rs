@@ -30,8 +30,9 @@ use core::ptr::NonNull;
 
 use super::ShmError;
 use super::layout::*;
+use super::protocol::{self, generation_of, mask_of};
 use crate::free_list::FreeList;
-use crate::sync::{AtomicU32, AtomicU64, Ordering, acquire_fence};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 const KIND_SHIFT: u32 = 56;
 const ATTACHED: u64 = 1 << KIND_SHIFT;
@@ -40,19 +41,6 @@ const RECOVERING: u64 = 2 << KIND_SHIFT;
 /// What a free-list walk reads for a link that points outside the class: the end of the
 /// list. The popped index is then refused as corrupted.
 static DUMMY_LINK: AtomicU32 = AtomicU32::new(0);
-
-#[inline]
-const fn pack(generation: u32, mask: u32) -> u64 {
-    ((generation as u64) << 32) | mask as u64
-}
-#[inline]
-const fn generation_of(state: u64) -> u32 {
-    (state >> 32) as u32
-}
-#[inline]
-const fn mask_of(state: u64) -> u32 {
-    state as u32
-}
 
 /// What [`Segment::recover`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -354,69 +342,24 @@ impl Segment {
     /// returns its new generation. The caller popped the slot and wrote its payload.
     pub(crate) fn activate(&self, global: u32, bit: u32, len: u32, event_type: u32) -> u32 {
         let meta = self.meta(global);
-        // Relaxed: published by the Release store of the state below.
+        // Relaxed: published by the Release store in `protocol::activate`.
         self.u32_at(meta + META_LEN).store(len, Ordering::Relaxed);
         self.u32_at(meta + META_TYPE)
             .store(event_type, Ordering::Relaxed);
-        // Relaxed: nobody writes the state word of a free slot (joins need a non-zero
-        // mask, recovery clears only set bits), and our pop ordered us after its last
-        // release.
-        let generation = generation_of(self.state(global).load(Ordering::Relaxed)).wrapping_add(1);
-        // Release: publishes the payload, length and type to every process that Acquires
-        // this word (a join) or a later RMW of its release sequence.
-        self.state(global)
-            .store(pack(generation, bit), Ordering::Release);
-        generation
+        protocol::activate(self.state(global), bit)
     }
 
     /// Sets `bit` if the slot is live in `generation`: the first hold of a process.
     pub(crate) fn join(&self, global: u32, generation: u32, bit: u32) -> bool {
-        let state = self.state(global);
-        // Relaxed: a comparison value; the CAS below is Acquire.
-        let mut current = state.load(Ordering::Relaxed);
-        loop {
-            if generation_of(current) != generation || mask_of(current) == 0 {
-                return false;
-            }
-            match state.compare_exchange_weak(
-                current,
-                current | u64::from(bit),
-                // Acquire: pairs with the Release store in `activate` (through its
-                // release sequence), so the payload is visible to the new holder.
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(actual) => current = actual,
-            }
-        }
+        protocol::join(self.state(global), generation, bit)
     }
 
     /// Clears `bit` (the caller's process held the slot); returns `true` if that was the
     /// last hold: the slot is then free and the caller must `push` it.
     pub(crate) fn leave(&self, global: u32, bit: u32) -> bool {
-        let last = self.clear_bit(global, bit);
+        let last = protocol::clear_bit(self.state(global), bit);
         debug_assert!(last.is_some(), "left a slot not held");
         last == Some(true)
-    }
-
-    /// Clears `bit`: `None` if it was not set, `Some(true)` if it was the last bit (the
-    /// slot is then free and the caller must `push` it), `Some(false)` otherwise.
-    fn clear_bit(&self, global: u32, bit: u32) -> Option<bool> {
-        // Release: orders this process's payload reads before the slot can be reused.
-        let previous = self
-            .state(global)
-            .fetch_and(!u64::from(bit), Ordering::Release);
-        if mask_of(previous) & bit == 0 {
-            return None;
-        }
-        if mask_of(previous) != bit {
-            return Some(false);
-        }
-        // Acquire: pairs with every other process's Release clear, so all their reads
-        // happen-before the slot's reuse.
-        acquire_fence!(self.state(global));
-        Some(true)
     }
 
     /// The generation and mask of a slot (a snapshot).
@@ -530,7 +473,7 @@ impl Segment {
                 if mask_of(self.state(global).load(Ordering::Relaxed)) & bit == 0 {
                     continue;
                 }
-                match self.clear_bit(global, bit) {
+                match protocol::clear_bit(self.state(global), bit) {
                     // Another recoverer of the same entry cleared it first.
                     None => {}
                     Some(last) => {

@@ -7,6 +7,7 @@ use std::alloc::{Layout as AllocLayout, alloc_zeroed, dealloc};
 use super::layout::*;
 use super::segment::Segment;
 use super::*;
+use crate::sync::{AtomicU32, Ordering};
 
 /// Zeroed, page-aligned heap memory standing in for a mapping.
 pub(super) struct HeapBlock {
