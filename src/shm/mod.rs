@@ -62,6 +62,11 @@
 //! recovery releases exactly the holds the dead process had: never one twice, never one
 //! of a live process. It is safe to run while other processes work.
 //!
+//! Every atomic step of this protocol (the state-word transitions and the per-process
+//! handle counts) lives in two small files that `tests/loom_shm.rs` model-checks with
+//! loom: a last drop racing an upgrade in one process, a reader process upgrading while
+//! the writer releases, recovery racing a live upgrade, two processes releasing at once.
+//!
 //! # Guarantees, and what they rest on
 //!
 //! * **Trust model: cooperating processes.** Every process that maps the segment runs
