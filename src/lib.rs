@@ -78,6 +78,9 @@
 //! * [`error`]: the error types.
 //! * [`synced`]: [`SyncedMemory`](synced::SyncedMemory), per-thread segments written and
 //!   read in barrier-separated cycles (parallel simulations).
+//! * `shm` (cargo feature `shm`, Unix): the same pools in a file mapping shared by
+//!   several processes, with `u64` tokens passed between them and recovery of the holds
+//!   of processes that died.
 //!
 //! # How it works
 //!
@@ -147,6 +150,8 @@ mod free_list;
 mod pool;
 pub mod ptr;
 pub mod ring;
+#[cfg(all(feature = "shm", unix, not(loom)))]
+pub mod shm;
 mod slot;
 pub mod stats;
 pub(crate) mod sync;

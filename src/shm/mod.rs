@@ -1,0 +1,1014 @@
+//! Slot pools in shared memory: zero-copy events between processes on one machine.
+//!
+//! Behind the cargo feature `shm` (Unix only). A [`ShmAllocator`] creates or opens a
+//! *segment*, a file (usually on the `/dev/shm` tmpfs) that every attached process maps.
+//! Events are copied into its slots once; any process turns a `u64` token into a handle
+//! that reads the bytes in place.
+//!
+//! ```
+//! use slotring::shm::{ShmAllocator, ShmOptions};
+//! # let dir = std::env::temp_dir().join(format!("slotring-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! # let path = dir.join("module-doc");
+//! let writer = ShmAllocator::create(&path, ShmOptions::default().replace_existing(true))?;
+//! let ev = writer.allocate(b"tick", 1)?;
+//! let token: u64 = ev.to_token(); // send it over a pipe, socket or any channel
+//!
+//! // In another process (here: a second attachment in this one):
+//! let reader = ShmAllocator::open(&path)?;
+//! let seen = reader.from_token(token)?;
+//! assert_eq!(seen.payload(), b"tick"); // zero-copy read of the mapping
+//! drop(ev); // the reader's handle keeps the slot alive
+//! assert_eq!(seen.payload(), b"tick");
+//! drop(seen);
+//! assert_eq!(writer.stats().in_use(), 0);
+//! # drop((writer, reader));
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The segment
+//!
+//! The file starts with a header: the magic `b"SLOTRING"`, a format version, the size
+//! classes (slot size and capacity of each), the offsets of every array and the total
+//! size. Then come a process table, one 64-byte metadata line per slot (state word,
+//! free-list link, length, type) and the payload arrays, all 64-byte aligned. Free lists
+//! are the same tagged Treiber stacks as in the in-process pools, with their heads in the
+//! header. Nothing in the mapping is a pointer: handles store offsets and generations.
+//!
+//! [`ShmAllocator::open`] validates the header before it uses anything in it: magic,
+//! version, the layout recomputed from the class list with checked arithmetic and
+//! compared with every stored offset, and the file length (a truncated file is refused
+//! before any byte past its end could be touched). Indices read from the mapping later
+//! (free-list links, lengths, token fields) are checked against the validated layout; a
+//! corrupted segment yields [`ShmError::Corrupted`], never out-of-bounds access.
+//!
+//! # Holds and processes
+//!
+//! Each slot has one state word: `generation << 32 | process mask`. Bit `p` of the mask
+//! is set while the process at entry `p` of the process table holds at least one handle
+//! to the slot; how many handles it holds is counted in that process's own memory, so a
+//! clone or drop inside a process only touches the process-local count. The first handle
+//! a process takes sets its bit (one compare-exchange that also checks the generation),
+//! the last one it drops clears it, and the process that clears the last bit returns the
+//! slot to its free list. So a clone in process B keeps the slot alive after process A
+//! dropped its handle.
+//!
+//! A process that dies holding handles leaves its bits set. [`ShmAllocator::recover`]
+//! (which every [`open`](ShmAllocator::open) also runs) finds table entries whose process
+//! is gone (`kill(pid, 0)`, plus the start time from `/proc` on Linux so a reused pid is
+//! told apart; zombies count as gone) and clears their bits, freeing the slots they held
+//! last. A process's share of a slot is one bit, set or cleared in one atomic step, so
+//! recovery releases exactly the holds the dead process had: never one twice, never one
+//! of a live process. It is safe to run while other processes work.
+//!
+//! Every atomic step of this protocol (the state-word transitions and the per-process
+//! handle counts) lives in two small files that `tests/loom_shm.rs` model-checks with
+//! loom: a last drop racing an upgrade in one process, a reader process upgrading while
+//! the writer releases, recovery racing a live upgrade, two processes releasing at once.
+//!
+//! # Guarantees, and what they rest on
+//!
+//! * **Trust model: cooperating processes.** Every process that maps the segment runs
+//!   this code. A live slot's payload is immutable from publication until its last hold
+//!   is released, which makes the `&[u8]` a handle hands out sound. A malicious or buggy
+//!   process with write access to the file can still change payload bytes under a
+//!   reader (a data race), truncate the file (later accesses fault with `SIGBUS`) or
+//!   forge state words; none of that can be prevented by a library in the same address
+//!   range. What this module does guarantee is that it never follows an offset or index
+//!   read from the mapping without checking it against the validated layout.
+//! * **Crash windows.** A process killed inside [`allocate`](ShmAllocator::allocate),
+//!   between popping a slot from its free list and publishing it, or inside the drop of
+//!   the last handle anywhere to a slot, between clearing its bit and pushing the slot
+//!   back, leaks that one slot: it is then on no free list and held by nobody, and no
+//!   later recovery can tell it from a slot in use. Each window is a few dozen
+//!   instructions with no system call or lock; at most one slot per thread that was in
+//!   such a window at the moment of death (a recoverer that dies while freeing a slot is
+//!   in the second window too). Everything else a dead process held is recovered.
+//! * **Tokens are names, not holds.** [`ShmPtr::to_token`] does not transfer anything:
+//!   the sender keeps its handle until the receiver has turned the token into its own
+//!   handle ([`ShmAllocator::from_token`]), e.g. until it acknowledges. A token whose slot
+//!   was released meanwhile is refused ([`ShmError::StaleToken`]), as is a token of
+//!   another segment (a 9-bit segment tag catches 511 of 512 of those; the rest are
+//!   checked like any token and refused unless they name a live slot).
+//! * **Limits.** At most 32 processes attached at once (one mask bit each); up to 8 size
+//!   classes of up to 2^20 slots and 16 MiB each; all attached processes must share one
+//!   pid namespace (liveness is checked by pid). Generations are 32 bits, as in-process.
+//! * **Fork.** An attachment belongs to the process that made it: a forked child must not
+//!   use (or drop handles of) its parent's attachment, since both would count under one
+//!   table entry. Open the segment anew in the child (or `exec` first, as the examples
+//!   do).
+
+mod layout;
+mod local;
+mod process;
+mod protocol;
+mod segment;
+
+use core::fmt;
+use core::ops::Deref;
+use core::ptr::NonNull;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use self::layout::{ClassSpec, HEADER_SIZE, Layout, MAX_PROCESSES, ShmToken};
+use self::local::{Acquired, LocalCount};
+use self::segment::Segment;
+use crate::allocator::DEFAULT_CAPACITIES;
+use crate::event::PoolId;
+use crate::sync::Arc;
+
+/// Why a shared-memory operation failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ShmError {
+    /// Creating, opening or mapping the file failed.
+    Io(io::Error),
+    /// The file does not start with the slotring magic: not a segment (or not finished).
+    NotASegment,
+    /// The segment was written by another format version.
+    UnsupportedVersion {
+        /// The version in the file.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// The file is shorter than its header says the segment is.
+    Truncated {
+        /// The file's length.
+        len: u64,
+        /// The length needed.
+        needed: u64,
+    },
+    /// The segment's header or state contradicts itself.
+    Corrupted {
+        /// What was found wrong.
+        what: &'static str,
+    },
+    /// [`ShmAllocator::open_expecting`]: the segment has another layout than expected.
+    LayoutMismatch,
+    /// The [`ShmOptions`] describe no valid segment.
+    InvalidOptions {
+        /// What is wrong with them.
+        what: &'static str,
+    },
+    /// The payload is larger than the largest slot.
+    TooLarge {
+        /// The payload length.
+        len: usize,
+        /// The largest slot size.
+        max: usize,
+    },
+    /// Every slot that could hold a payload of this length is in use.
+    Exhausted {
+        /// The payload length.
+        len: usize,
+    },
+    /// Every entry of the process table is taken by a live process.
+    ProcessTableFull {
+        /// The table's size.
+        max: u32,
+    },
+    /// The token's slot was released (and perhaps reused) since the token was made.
+    StaleToken,
+    /// The token does not name a slot of this segment.
+    ForeignToken,
+}
+
+impl fmt::Display for ShmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShmError::Io(e) => write!(f, "shared-memory file: {e}"),
+            ShmError::NotASegment => f.write_str("the file is not a slotring segment"),
+            ShmError::UnsupportedVersion { found, supported } => write!(
+                f,
+                "segment format version {found} is not supported (this build reads {supported})"
+            ),
+            ShmError::Truncated { len, needed } => {
+                write!(
+                    f,
+                    "the segment file is truncated: {len} bytes, {needed} needed"
+                )
+            }
+            ShmError::Corrupted { what } => write!(f, "the segment is corrupted: {what}"),
+            ShmError::LayoutMismatch => f.write_str(
+                "the segment's size classes or process count differ from those expected",
+            ),
+            ShmError::InvalidOptions { what } => write!(f, "invalid segment options: {what}"),
+            ShmError::TooLarge { len, max } => {
+                write!(
+                    f,
+                    "payload of {len} bytes exceeds the largest slot ({max} bytes)"
+                )
+            }
+            ShmError::Exhausted { len } => {
+                write!(f, "no free slot can hold a payload of {len} bytes")
+            }
+            ShmError::ProcessTableFull { max } => {
+                write!(
+                    f,
+                    "all {max} process-table entries are taken by live processes"
+                )
+            }
+            ShmError::StaleToken => {
+                f.write_str("the token's slot was released since the token was made")
+            }
+            ShmError::ForeignToken => f.write_str("the token does not name a slot of this segment"),
+        }
+    }
+}
+
+impl std::error::Error for ShmError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ShmError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for ShmError {
+    fn from(e: io::Error) -> Self {
+        ShmError::Io(e)
+    }
+}
+
+/// How to build a segment: size classes, process-table size, and whether to replace an
+/// existing file.
+///
+/// The default has the five in-process classes (64 B to 16 KiB, with
+/// [`DEFAULT_CAPACITIES`] slots: about 1.2 MB of payload) and room for 32 processes.
+///
+/// ```
+/// use slotring::shm::ShmOptions;
+/// let options = ShmOptions::default()
+///     .classes(&[(64, 4096), (1024, 256)])
+///     .max_processes(8)
+///     .replace_existing(true);
+/// # let _ = options;
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShmOptions {
+    classes: Vec<(usize, usize)>,
+    processes: usize,
+    replace: bool,
+}
+
+impl Default for ShmOptions {
+    fn default() -> Self {
+        Self {
+            classes: PoolId::ALL
+                .iter()
+                .zip(DEFAULT_CAPACITIES)
+                .map(|(p, n)| (p.max_size(), n))
+                .collect(),
+            processes: MAX_PROCESSES as usize,
+            replace: false,
+        }
+    }
+}
+
+impl ShmOptions {
+    /// The size classes as `(slot size in bytes, number of slots)`, slot sizes strictly
+    /// increasing: 1 to 8 classes, slots of at most 16 MiB, at most 2^20 slots a class.
+    /// A payload goes to the smallest class that fits and has a free slot.
+    #[must_use]
+    pub fn classes(mut self, classes: &[(usize, usize)]) -> Self {
+        self.classes = classes.to_vec();
+        self
+    }
+
+    /// How many processes may be attached at once (1 to 32; default 32).
+    #[must_use]
+    pub fn max_processes(mut self, processes: usize) -> Self {
+        self.processes = processes;
+        self
+    }
+
+    /// Whether [`ShmAllocator::create`] replaces an existing file at the path (default:
+    /// no, it fails with an `AlreadyExists` I/O error). Processes still attached to the
+    /// replaced segment keep using it; new ones open the new file.
+    #[must_use]
+    pub fn replace_existing(mut self, replace: bool) -> Self {
+        self.replace = replace;
+        self
+    }
+
+    fn specs(&self) -> Result<(Vec<ClassSpec>, u32), ShmError> {
+        let too_big = ShmError::InvalidOptions {
+            what: "a slot size or capacity does not fit in 32 bits",
+        };
+        let specs = self
+            .classes
+            .iter()
+            .map(|&(size, capacity)| {
+                Ok(ClassSpec {
+                    slot_size: u32::try_from(size).map_err(|_| ShmError::InvalidOptions {
+                        what: "a slot size does not fit in 32 bits",
+                    })?,
+                    capacity: u32::try_from(capacity).map_err(|_| ShmError::InvalidOptions {
+                        what: "a capacity does not fit in 32 bits",
+                    })?,
+                })
+            })
+            .collect::<Result<Vec<_>, ShmError>>()?;
+        let processes = u32::try_from(self.processes).map_err(|_| too_big)?;
+        Ok((specs, processes))
+    }
+}
+
+/// What [`ShmAllocator::recover`] reclaimed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// Dead processes whose table entries were reclaimed.
+    pub processes: u32,
+    /// Slot holds (one per dead process and slot) released.
+    pub holds: u64,
+    /// Slots returned to their free lists because a dead process held them last.
+    pub slots_freed: u64,
+}
+
+/// Occupancy of one size class of a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShmClassStats {
+    /// Payload bytes per slot.
+    pub slot_size: usize,
+    /// Number of slots.
+    pub capacity: usize,
+    /// Slots held by at least one process.
+    pub in_use: usize,
+}
+
+/// A snapshot of a segment's occupancy ([`ShmAllocator::stats`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShmStats {
+    /// One entry per size class, smallest first.
+    pub classes: Vec<ShmClassStats>,
+    /// Process-table entries in use (attached processes, and dead ones not yet
+    /// recovered).
+    pub attached: u32,
+}
+
+impl ShmStats {
+    /// Slots in use over all classes.
+    #[must_use]
+    pub fn in_use(&self) -> usize {
+        self.classes.iter().map(|c| c.in_use).sum()
+    }
+
+    /// Slots over all classes.
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.classes.iter().map(|c| c.capacity).sum()
+    }
+}
+
+/// The memory a segment lives in; unmapped (or freed) after the attachment is released.
+enum Memory {
+    Mapped(#[allow(dead_code, reason = "kept only to unmap on drop")] memmap2::MmapRaw),
+    #[cfg(test)]
+    Heap(#[allow(dead_code, reason = "kept only to free on drop")] Arc<tests::HeapBlock>),
+}
+
+/// The attachment behind `this` as a pointer that carries the `Arc`'s provenance (so
+/// strong counts can be adjusted through it).
+fn attachment_ptr(this: &Arc<Inner>) -> NonNull<Inner> {
+    // SAFETY: `Arc::as_ptr` never returns null.
+    unsafe { NonNull::new_unchecked(Arc::as_ptr(this).cast_mut()) }
+}
+
+/// One attachment of this process to a segment.
+struct Inner {
+    seg: Segment,
+    /// This attachment's process-table entry and its mask bit.
+    entry: u32,
+    bit: u32,
+    /// This process's id (recorded as the recoverer).
+    pid: u32,
+    /// The segment tag carried in tokens.
+    tag: u32,
+    /// Handles this attachment holds, per global slot index.
+    local: Box<[LocalCount]>,
+    path: Option<PathBuf>,
+    _memory: Memory,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Every handle is gone (each slot this process holds owns a strong count of us),
+        // so no bit of ours is set; `detach` clears any that are anyway and frees the
+        // entry.
+        self.seg.detach(self.entry);
+    }
+}
+
+impl Inner {
+    fn attach(
+        seg: Segment,
+        memory: Memory,
+        path: Option<PathBuf>,
+        pid: u32,
+        start: u64,
+    ) -> Result<Arc<Self>, ShmError> {
+        let entry = match seg.attach(pid, start) {
+            Some(entry) => entry,
+            None => {
+                seg.recover(pid, &process::is_alive);
+                seg.attach(pid, start).ok_or(ShmError::ProcessTableFull {
+                    max: seg.layout().processes,
+                })?
+            }
+        };
+        let local = (0..seg.layout().slots).map(|_| LocalCount::new()).collect();
+        let tag = (seg.segment_id() as u32) & ShmToken::TAG_MASK;
+        Ok(Arc::new(Self {
+            seg,
+            entry,
+            bit: 1 << entry,
+            pid,
+            tag,
+            local,
+            path,
+            _memory: memory,
+        }))
+    }
+
+    /// Copies `payload` into the claimed slot `global` of `class` and publishes it with
+    /// one hold by this attachment.
+    fn publish(
+        this: &Arc<Self>,
+        class: usize,
+        global: u32,
+        payload: &[u8],
+        event_type: u32,
+    ) -> Result<ShmPtr, ShmError> {
+        let first = this.seg.layout().classes[class].first;
+        let data = this.seg.payload(class, global - first);
+        // SAFETY: we popped `global`, so it is ours alone until `activate` publishes it
+        // (no handle, token holder or recoverer touches a free slot's payload); the
+        // caller checked `payload.len() <= slot_size`, and the layout gives each slot
+        // `stride >= slot_size` bytes inside the mapping.
+        unsafe { core::ptr::copy_nonoverlapping(payload.as_ptr(), data.as_ptr(), payload.len()) };
+        let len = payload.len() as u32;
+        let mut generation = 0;
+        this.local[global as usize]
+            .first_of_claim(|| {
+                generation = this.seg.activate(global, this.bit, len, event_type);
+                // The process's hold on this slot keeps the attachment alive (`ShmPtr`).
+                // SAFETY: the pointer comes from `Arc::as_ptr` of a live `Arc`.
+                unsafe { Arc::increment_strong_count(Arc::as_ptr(this)) };
+            })
+            .map_err(|_| ShmError::Corrupted {
+                what: "a free slot is counted as held by this process",
+            })?;
+        Ok(ShmPtr {
+            inner: attachment_ptr(this),
+            data,
+            global,
+            generation,
+            len,
+            class: class as u8,
+        })
+    }
+
+    /// Takes a hold on `global` if it is live in `generation`.
+    fn acquire(this: &Arc<Self>, global: u32, generation: u32, class: usize) -> bool {
+        let acquired = this.local[global as usize].acquire(|| {
+            let joined = this.seg.join(global, generation, this.bit);
+            if joined {
+                // The process's new hold keeps the attachment alive.
+                // SAFETY: the pointer comes from `Arc::as_ptr` of a live `Arc`.
+                unsafe { Arc::increment_strong_count(Arc::as_ptr(this)) };
+            }
+            joined
+        });
+        match acquired {
+            Acquired::First => true,
+            Acquired::Refused => false,
+            // We hold the slot now (under our bit), so its generation is fixed; it may
+            // be another life than the token's.
+            Acquired::More if this.seg.snapshot(global).0 == generation => true,
+            Acquired::More => {
+                if this.release(global, class) {
+                    // SAFETY: the process's hold owned one strong count, and the caller's
+                    // `Arc` keeps another, so this does not free `this`.
+                    unsafe { Arc::decrement_strong_count(Arc::as_ptr(this)) };
+                }
+                false
+            }
+        }
+    }
+
+    /// Drops one of this attachment's holds on `global`. Returns `true` if it was the
+    /// process's last: the caller then owns the strong count that hold kept on the
+    /// attachment and must release it (after its last use of `self`).
+    fn release(&self, global: u32, class: usize) -> bool {
+        self.local[global as usize].release(|| {
+            if self.seg.leave(global, self.bit) {
+                self.seg.push(class, global);
+            }
+        })
+    }
+}
+
+/// A process's attachment to a shared-memory segment: allocates events into it and
+/// turns tokens from other processes into handles.
+///
+/// Cloning is cheap (one `Arc`); every clone is the same attachment. The attachment's
+/// process-table entry is released when the last clone and the last handle are gone.
+///
+/// ```
+/// use slotring::shm::{ShmAllocator, ShmError, ShmOptions};
+/// # let dir = std::env::temp_dir().join(format!("slotring-doc-alloc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// # let path = dir.join("seg");
+/// let shm = ShmAllocator::create(&path, ShmOptions::default().classes(&[(64, 2)]))?;
+/// let a = shm.allocate(b"one", 1)?;
+/// let _b = shm.allocate(b"two", 2)?;
+/// assert!(matches!(shm.allocate(b"three", 3), Err(ShmError::Exhausted { len: 5 })));
+/// let token = a.to_token();
+/// drop(a);
+/// assert!(matches!(shm.from_token(token), Err(ShmError::StaleToken)));
+/// # drop((shm, _b));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct ShmAllocator {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for ShmAllocator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShmAllocator")
+            .field("path", &self.inner.path)
+            .field("entry", &self.inner.entry)
+            .field("size", &self.inner.seg.layout().total)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A bare name (no directory) means a file in `/dev/shm` (or the temp directory where
+/// there is none).
+fn resolve(path: &Path) -> PathBuf {
+    let bare = path.components().count() == 1
+        && matches!(
+            path.components().next(),
+            Some(std::path::Component::Normal(_))
+        );
+    if !bare {
+        return path.to_path_buf();
+    }
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.join(path)
+    } else {
+        std::env::temp_dir().join(path)
+    }
+}
+
+fn map(file: &File, len: usize) -> Result<(memmap2::MmapRaw, NonNull<u8>), ShmError> {
+    let map = memmap2::MmapOptions::new().len(len).map_raw(file)?;
+    let base = NonNull::new(map.as_mut_ptr()).ok_or(ShmError::Corrupted {
+        what: "the mapping is at address 0",
+    })?;
+    Ok((map, base))
+}
+
+impl ShmAllocator {
+    /// Creates a segment file at `path` (a bare name means `/dev/shm/<name>`) and
+    /// attaches to it.
+    ///
+    /// The file is written under a temporary name and moved into place complete, so a
+    /// concurrent [`open`](Self::open) sees either no file or a whole segment. It is
+    /// created with mode 0600 (this user only) and stays until removed
+    /// (`std::fs::remove_file`); processes attached to it keep working after removal.
+    ///
+    /// # Errors
+    ///
+    /// [`ShmError::InvalidOptions`], or [`ShmError::Io`] (for example `AlreadyExists`
+    /// without [`ShmOptions::replace_existing`]).
+    pub fn create(path: impl AsRef<Path>, options: ShmOptions) -> Result<Self, ShmError> {
+        let (specs, processes) = options.specs()?;
+        let layout = Layout::compute(&specs, processes)
+            .map_err(|layout::BadLayout(what)| ShmError::InvalidOptions { what })?;
+        let path = resolve(path.as_ref());
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = path.file_name().ok_or(ShmError::InvalidOptions {
+            what: "the path has no file name",
+        })?;
+        let pid = process::current_pid();
+        let tmp = dir.join(format!(
+            ".{}.{pid}.{:016x}.tmp",
+            name.to_string_lossy(),
+            process::random_id()
+        ));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        let built = (|| {
+            file.set_len(layout.total as u64)?;
+            let (map, base) = map(&file, layout.total)?;
+            // SAFETY: a fresh mapping of a file we just created and sized (zero-filled,
+            // page-aligned, `total` bytes), under a name nobody else opens; the mapping
+            // outlives the segment (both move into one `Inner`, the segment is detached
+            // in `Inner::drop` before the mapping field drops).
+            let seg = unsafe {
+                Segment::create(base, layout.total, &specs, processes, process::random_id())
+            }?;
+            if options.replace {
+                std::fs::rename(&tmp, &path)?;
+            } else {
+                std::fs::hard_link(&tmp, &path)?;
+                std::fs::remove_file(&tmp)?;
+            }
+            Ok::<_, ShmError>((seg, map))
+        })();
+        let (seg, map) = match built {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let inner = Inner::attach(
+            seg,
+            Memory::Mapped(map),
+            Some(path),
+            pid,
+            process::start_time(pid),
+        )?;
+        Ok(Self { inner })
+    }
+
+    /// Opens and validates the segment at `path` (a bare name means `/dev/shm/<name>`),
+    /// attaches to it, and recovers the holds of dead processes
+    /// ([`recover`](Self::recover)).
+    ///
+    /// # Errors
+    ///
+    /// [`ShmError::Io`], [`ShmError::NotASegment`], [`ShmError::UnsupportedVersion`],
+    /// [`ShmError::Truncated`], [`ShmError::Corrupted`] (nothing in the file is used
+    /// before it is validated), or [`ShmError::ProcessTableFull`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, ShmError> {
+        let path = resolve(path.as_ref());
+        let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(ShmError::NotASegment);
+        }
+        let len = meta.len();
+        if len < HEADER_SIZE as u64 {
+            return Err(ShmError::Truncated {
+                len,
+                needed: HEADER_SIZE as u64,
+            });
+        }
+        let len = usize::try_from(len).map_err(|_| ShmError::Corrupted {
+            what: "the file is larger than the address space",
+        })?;
+        let (map, base) = map(&file, len)?;
+        // SAFETY: the mapping covers the file's `len` bytes, is page-aligned and lives as
+        // long as the segment (both move into one `Inner`); every process accesses the
+        // header and metadata atomically (trust model in the module docs).
+        let seg = unsafe { Segment::open(base, len) }?;
+        let pid = process::current_pid();
+        let inner = Inner::attach(
+            seg,
+            Memory::Mapped(map),
+            Some(path),
+            pid,
+            process::start_time(pid),
+        )?;
+        let shm = Self { inner };
+        shm.recover();
+        Ok(shm)
+    }
+
+    /// Like [`open`](Self::open), but also checks that the segment has the size classes
+    /// and process count of `expected` (not its `replace_existing` flag).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open), plus [`ShmError::LayoutMismatch`].
+    pub fn open_expecting(path: impl AsRef<Path>, expected: &ShmOptions) -> Result<Self, ShmError> {
+        let (specs, processes) = expected.specs()?;
+        let want = Layout::compute(&specs, processes)
+            .map_err(|layout::BadLayout(what)| ShmError::InvalidOptions { what })?;
+        let shm = Self::open(path)?;
+        if *shm.inner.seg.layout() != want {
+            return Err(ShmError::LayoutMismatch);
+        }
+        Ok(shm)
+    }
+
+    /// Copies `payload` into a free slot of the smallest class that fits and has one,
+    /// and returns the only handle to it.
+    ///
+    /// # Errors
+    ///
+    /// [`ShmError::TooLarge`], [`ShmError::Exhausted`], or [`ShmError::Corrupted`] if a
+    /// free list is damaged.
+    pub fn allocate(&self, payload: &[u8], event_type: u32) -> Result<ShmPtr, ShmError> {
+        let classes = &self.inner.seg.layout().classes;
+        let len = payload.len();
+        let Some(first) = classes.iter().position(|c| c.slot_size as usize >= len) else {
+            return Err(ShmError::TooLarge {
+                len,
+                max: classes.last().map_or(0, |c| c.slot_size as usize),
+            });
+        };
+        for class in first..classes.len() {
+            if let Some(global) = self.inner.seg.pop(class)? {
+                return Inner::publish(&self.inner, class, global, payload, event_type);
+            }
+        }
+        Err(ShmError::Exhausted { len })
+    }
+
+    /// Turns a token (from [`ShmPtr::to_token`], in any process attached to this
+    /// segment) into a new handle, if the slot it names is still live in the token's
+    /// generation.
+    ///
+    /// # Errors
+    ///
+    /// [`ShmError::StaleToken`] if the slot was released since, [`ShmError::ForeignToken`]
+    /// if the token is not of this segment, [`ShmError::Corrupted`] if the slot's
+    /// length is out of range.
+    pub fn from_token(&self, token: u64) -> Result<ShmPtr, ShmError> {
+        let t = ShmToken::decode(token);
+        let inner = &self.inner;
+        let layout = inner.seg.layout();
+        if t.tag != inner.tag {
+            return Err(ShmError::ForeignToken);
+        }
+        let class = t.class as usize;
+        let Some(c) = layout.classes.get(class) else {
+            return Err(ShmError::ForeignToken);
+        };
+        if t.index >= c.capacity {
+            return Err(ShmError::ForeignToken);
+        }
+        let global = c.first + t.index;
+        if !Inner::acquire(inner, global, t.generation, class) {
+            return Err(ShmError::StaleToken);
+        }
+        let (len, _) = inner.seg.len_and_type(global);
+        if len > c.slot_size {
+            if inner.release(global, class) {
+                // SAFETY: the hold owned one strong count; `self` keeps another.
+                unsafe { Arc::decrement_strong_count(Arc::as_ptr(inner)) };
+            }
+            return Err(ShmError::Corrupted {
+                what: "a slot's length exceeds its slot size",
+            });
+        }
+        Ok(ShmPtr {
+            inner: attachment_ptr(inner),
+            data: inner.seg.payload(class, t.index),
+            global,
+            generation: t.generation,
+            len,
+            class: class as u8,
+        })
+    }
+
+    /// Reclaims the holds of every attached process that no longer exists, returning the
+    /// slots they held last to the free lists. Safe to call at any time, from any
+    /// process, concurrently with others; [`open`](Self::open) calls it too.
+    ///
+    /// A process counts as gone when `kill(pid, 0)` fails, when it is a zombie, or (on
+    /// Linux) when its pid now belongs to a process with another start time. Reap
+    /// (`wait` for) killed children before expecting their holds back.
+    pub fn recover(&self) -> RecoveryReport {
+        let r = self.inner.seg.recover(self.inner.pid, &process::is_alive);
+        RecoveryReport {
+            processes: r.processes,
+            holds: r.holds,
+            slots_freed: r.slots_freed,
+        }
+    }
+
+    /// Occupancy per class (a snapshot; scans every slot's state word).
+    #[must_use]
+    pub fn stats(&self) -> ShmStats {
+        let seg = &self.inner.seg;
+        ShmStats {
+            classes: seg
+                .layout()
+                .classes
+                .iter()
+                .zip(seg.in_use())
+                .map(|(c, in_use)| ShmClassStats {
+                    slot_size: c.slot_size as usize,
+                    capacity: c.capacity as usize,
+                    in_use: in_use as usize,
+                })
+                .collect(),
+            attached: seg.attached(),
+        }
+    }
+
+    /// The segment file's path.
+    #[must_use]
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// The largest payload a slot can hold.
+    #[must_use]
+    pub fn max_payload(&self) -> usize {
+        self.inner
+            .seg
+            .layout()
+            .classes
+            .last()
+            .map_or(0, |c| c.slot_size as usize)
+    }
+
+    /// The segment's size in bytes.
+    #[must_use]
+    pub fn segment_size(&self) -> usize {
+        self.inner.seg.layout().total
+    }
+}
+
+/// A handle to an event in a shared-memory segment: the counterpart of
+/// [`RingPtr<Event>`](crate::RingPtr) across processes.
+///
+/// Dereferences to the payload bytes, read in place in the mapping. Cloning counts one
+/// more handle in this process; the slot stays live while any handle in any process
+/// exists. Pass it to another process as a token ([`to_token`](Self::to_token)).
+///
+/// ```
+/// use slotring::shm::{ShmAllocator, ShmOptions, ShmPtr};
+/// # let dir = std::env::temp_dir().join(format!("slotring-doc-ptr-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// # let path = dir.join("seg");
+/// let shm = ShmAllocator::create(&path, ShmOptions::default())?;
+/// let ev = shm.allocate(b"hello", 7)?;
+/// let twin = ev.clone();
+/// assert_eq!(ShmPtr::local_count(&ev), 2);
+/// assert_eq!(ShmPtr::process_count(&ev), 1);
+/// assert_eq!(&twin[..], b"hello");
+/// assert_eq!(twin.event_type(), 7);
+/// # drop((ev, twin, shm));
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "dropping the last handle frees the slot"]
+pub struct ShmPtr {
+    /// The attachment, kept alive by one strong count that this process's hold on the
+    /// slot owns (taken on the process's first handle, released with its last), so
+    /// cloning and dropping a handle touch no reference count but the slot's.
+    inner: NonNull<Inner>,
+    data: NonNull<u8>,
+    global: u32,
+    generation: u32,
+    len: u32,
+    class: u8,
+}
+
+// SAFETY: the handle gives `&[u8]` into bytes that are immutable while any hold exists,
+// and its counters are atomics (the segment's and the attachment's), so it may move to
+// and be shared with any thread, like `Arc<[u8]>`.
+unsafe impl Send for ShmPtr {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for ShmPtr {}
+
+impl ShmPtr {
+    #[inline]
+    fn inner(&self) -> &Inner {
+        // SAFETY: the process's hold on our slot owns a strong count of the attachment
+        // (field docs), and our handle keeps that hold.
+        unsafe { self.inner.as_ref() }
+    }
+
+    /// The payload bytes.
+    #[inline]
+    #[must_use]
+    pub fn payload(&self) -> &[u8] {
+        self
+    }
+
+    /// The event type given at allocation.
+    #[inline]
+    #[must_use]
+    pub fn event_type(&self) -> u32 {
+        self.inner().seg.len_and_type(self.global).1
+    }
+
+    /// A `u64` naming this event (class, slot, generation and a segment tag) for any
+    /// process attached to the segment. It does not carry a hold: keep this handle until
+    /// the receiver has called [`ShmAllocator::from_token`] (module docs).
+    #[inline]
+    #[must_use]
+    pub fn to_token(&self) -> u64 {
+        let first = self.inner().seg.layout().classes[self.class as usize].first;
+        ShmToken {
+            generation: self.generation,
+            tag: self.inner().tag,
+            class: u32::from(self.class),
+            index: self.global - first,
+        }
+        .encode()
+    }
+
+    /// The slot's generation: it changes every time the slot is reused.
+    #[inline]
+    #[must_use]
+    pub fn generation(this: &Self) -> u32 {
+        this.generation
+    }
+
+    /// Handles to this event in this process (a snapshot).
+    #[must_use]
+    pub fn local_count(this: &Self) -> usize {
+        // Relaxed: introspection, like `Arc::strong_count`.
+        this.inner().local[this.global as usize].get() as usize
+    }
+
+    /// Processes holding this event (a snapshot).
+    #[must_use]
+    pub fn process_count(this: &Self) -> usize {
+        this.inner().seg.snapshot(this.global).1.count_ones() as usize
+    }
+
+    /// Whether two handles name the same slot of the same segment mapping.
+    #[must_use]
+    pub fn ptr_eq(this: &Self, other: &Self) -> bool {
+        this.data == other.data
+    }
+}
+
+impl Clone for ShmPtr {
+    #[inline]
+    fn clone(&self) -> Self {
+        self.inner().local[self.global as usize].clone_one();
+        Self {
+            inner: self.inner,
+            data: self.data,
+            global: self.global,
+            generation: self.generation,
+            len: self.len,
+            class: self.class,
+        }
+    }
+}
+
+impl Drop for ShmPtr {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: our hold keeps the attachment alive until this call's end.
+        let last = unsafe { self.inner.as_ref() }.release(self.global, self.class as usize);
+        if last {
+            // SAFETY: the process's hold owned this strong count (see the field docs);
+            // the pointer came from `Arc::as_ptr`, and nothing of the attachment is used
+            // after this line.
+            unsafe { Arc::decrement_strong_count(self.inner.as_ptr()) };
+        }
+    }
+}
+
+impl Deref for ShmPtr {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `data` points at this slot's payload inside the mapping, `len` is at
+        // most the slot size (checked against the validated layout), and our hold keeps
+        // the slot live, so by the slot protocol nobody writes these bytes until every
+        // hold is gone (trust model: cooperating processes, module docs).
+        unsafe { core::slice::from_raw_parts(self.data.as_ptr(), self.len as usize) }
+    }
+}
+
+impl AsRef<[u8]> for ShmPtr {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl fmt::Debug for ShmPtr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShmPtr")
+            .field("slot", &self.global)
+            .field("generation", &self.generation)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;

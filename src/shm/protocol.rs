@@ -1,0 +1,89 @@
+//! The slot state word of a segment, `generation << 32 | process mask`, and every
+//! transition of it, as functions over one atomic.
+//!
+//! This file depends only on `crate::sync`, so `tests/loom_shm.rs` includes it with loom's
+//! atomics behind that name and model-checks the same code that runs on the mapping.
+//!
+//! * A slot is free when its mask is 0. Only the process that popped it from a free list
+//!   writes its state then ([`activate`]), with one plain Release store.
+//! * Bit `p` is set while the process at table entry `p` holds the slot: [`join`] sets it
+//!   (if the generation matches and the slot is live), [`clear_bit`] clears it, and the
+//!   clear that empties the mask frees the slot (the caller pushes it).
+//! * Nobody but process `p` sets bit `p`; recovery clears the bits of dead processes with
+//!   the same [`clear_bit`]. Each bit is cleared by exactly one RMW, so a slot is freed
+//!   exactly once.
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// `generation << 32 | mask`.
+#[inline]
+pub(crate) const fn pack(generation: u32, mask: u32) -> u64 {
+    ((generation as u64) << 32) | mask as u64
+}
+
+/// The generation of a state word.
+#[inline]
+pub(crate) const fn generation_of(state: u64) -> u32 {
+    (state >> 32) as u32
+}
+
+/// The process mask of a state word.
+#[inline]
+pub(crate) const fn mask_of(state: u64) -> u32 {
+    state as u32
+}
+
+/// Publishes a claimed slot (mask 0, popped by the caller, payload written) with one
+/// hold by the process with mask bit `bit`; returns its new generation.
+#[inline]
+pub(crate) fn activate(state: &AtomicU64, bit: u32) -> u32 {
+    // Relaxed: nobody writes the state word of a free slot (joins need a non-zero mask,
+    // recovery clears only set bits), and the caller's pop ordered it after the last
+    // release.
+    let generation = generation_of(state.load(Ordering::Relaxed)).wrapping_add(1);
+    // Release: publishes the payload, length and type to every process that Acquires
+    // this word (a join) or a later RMW of its release sequence.
+    state.store(pack(generation, bit), Ordering::Release);
+    generation
+}
+
+/// Sets `bit` if the slot is live in `generation`: the first hold of a process.
+#[inline]
+pub(crate) fn join(state: &AtomicU64, generation: u32, bit: u32) -> bool {
+    // Relaxed: a comparison value; the CAS below is Acquire.
+    let mut current = state.load(Ordering::Relaxed);
+    loop {
+        if generation_of(current) != generation || mask_of(current) == 0 {
+            return false;
+        }
+        match state.compare_exchange_weak(
+            current,
+            current | u64::from(bit),
+            // Acquire: pairs with the Release store in `activate` (through its release
+            // sequence), so the payload is visible to the new holder.
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return true,
+            Err(actual) => current = actual,
+        }
+    }
+}
+
+/// Clears `bit`: `None` if it was not set, `Some(true)` if it was the last bit (the slot
+/// is then free and the caller must push it), `Some(false)` otherwise.
+#[inline]
+pub(crate) fn clear_bit(state: &AtomicU64, bit: u32) -> Option<bool> {
+    // Release: orders this process's payload reads before the slot can be reused.
+    let previous = state.fetch_and(!u64::from(bit), Ordering::Release);
+    if mask_of(previous) & bit == 0 {
+        return None;
+    }
+    if mask_of(previous) != bit {
+        return Some(false);
+    }
+    // Acquire: pairs with every other process's Release clear, so all their reads
+    // happen-before the slot's reuse.
+    crate::sync::acquire_fence!(state);
+    Some(true)
+}

@@ -1,0 +1,512 @@
+//! The segment protocol over one block of shared memory: header validation, per-slot
+//! state words, free lists and the process table. Everything here works on a base
+//! pointer and a length, so the same code runs on a file mapping and, in the unit tests
+//! (and under miri), on heap memory.
+//!
+//! # Slot state word
+//!
+//! ```text
+//!  63                32 31                      0
+//! ┌────────────────────┬─────────────────────────┐
+//! │ generation (32)    │ process mask (32)       │
+//! └────────────────────┴─────────────────────────┘
+//! ```
+//!
+//! Bit `p` of the mask is set while the process attached at table entry `p` holds at
+//! least one handle to the slot; how many handles it holds is counted in that process's
+//! private memory. A slot is free when its mask is 0. Because a process's whole share is
+//! one bit, setting and clearing it is a single atomic step: a process that dies at any
+//! point either has its bit set (and recovery clears it) or not, so recovery returns
+//! exactly the holds of dead processes, never one twice. The generation moves on when a
+//! slot is claimed, as in the in-process pools.
+//!
+//! # Process table entry
+//!
+//! `owner` is 0 (free), `ATTACHED | pid` or `RECOVERING | pid of the recoverer`;
+//! `start` is the attached process's start time (0 if unknown), used to tell a reused
+//! pid from the original process.
+
+use core::ptr::NonNull;
+
+use super::ShmError;
+use super::layout::*;
+use super::protocol::{self, generation_of, mask_of};
+use crate::free_list::FreeList;
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+
+const KIND_SHIFT: u32 = 56;
+const ATTACHED: u64 = 1 << KIND_SHIFT;
+const RECOVERING: u64 = 2 << KIND_SHIFT;
+
+/// What a free-list walk reads for a link that points outside the class: the end of the
+/// list. The popped index is then refused as corrupted.
+static DUMMY_LINK: AtomicU32 = AtomicU32::new(0);
+
+/// What [`Segment::recover`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Recovered {
+    pub(crate) processes: u32,
+    pub(crate) holds: u64,
+    pub(crate) slots_freed: u64,
+}
+
+/// A validated segment: the memory it lives in and its layout, computed from the
+/// header's class list and process count.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    base: NonNull<u8>,
+    /// Computed from validated numbers; `layout.total` never exceeds the memory's length.
+    layout: Layout,
+    segment_id: u64,
+}
+
+// SAFETY: the segment is a pointer to memory that every process and thread accesses
+// only through atomics, or (payload bytes) under the slot protocol that gives one
+// writer exclusive access before publication and makes the bytes immutable after.
+unsafe impl Send for Segment {}
+// SAFETY: as for `Send`: `&Segment` only reaches atomics and protocol-governed bytes.
+unsafe impl Sync for Segment {}
+
+impl Segment {
+    /// Writes a fresh segment for `classes` into `base` and returns it validated.
+    ///
+    /// # Safety
+    ///
+    /// `base` is 64-byte aligned, valid for reads and writes of `len` bytes for the whole
+    /// life of the returned segment, zeroed, and accessed by nobody else until this
+    /// returns (the caller publishes the segment afterwards).
+    pub(crate) unsafe fn create(
+        base: NonNull<u8>,
+        len: usize,
+        classes: &[ClassSpec],
+        processes: u32,
+        segment_id: u64,
+    ) -> Result<Self, ShmError> {
+        let layout = Layout::compute(classes, processes)
+            .map_err(|BadLayout(what)| ShmError::InvalidOptions { what })?;
+        if len < layout.total {
+            return Err(ShmError::Truncated {
+                len: len as u64,
+                needed: layout.total as u64,
+            });
+        }
+        let seg = Self {
+            base,
+            layout,
+            segment_id,
+        };
+        // Relaxed: nobody else sees this memory until the magic is stored with Release
+        // below (and the file is published after that).
+        let r = Ordering::Relaxed;
+        seg.u32_at(OFF_VERSION).store(VERSION, r);
+        seg.u32_at(OFF_HEADER_SIZE).store(HEADER_SIZE as u32, r);
+        seg.u64_at(OFF_TOTAL).store(seg.layout.total as u64, r);
+        seg.u64_at(OFF_SEGMENT_ID).store(segment_id, r);
+        seg.u32_at(OFF_CLASS_COUNT)
+            .store(seg.layout.classes.len() as u32, r);
+        seg.u32_at(OFF_PROCESSES).store(processes, r);
+        seg.u64_at(OFF_PROC_TABLE)
+            .store(seg.layout.proc_table as u64, r);
+        for (i, c) in seg.layout.classes.iter().enumerate() {
+            let rec = OFF_CLASSES + i * CLASS_RECORD;
+            seg.u32_at(rec + REC_SLOT_SIZE).store(c.slot_size, r);
+            seg.u32_at(rec + REC_CAPACITY).store(c.capacity, r);
+            seg.u64_at(rec + REC_META).store(c.meta as u64, r);
+            seg.u64_at(rec + REC_PAYLOAD).store(c.payload as u64, r);
+            // Chain 0 -> 1 -> ... -> capacity - 1 and push it in one step, so slots are
+            // handed out from index 0 up and untouched payload pages stay untouched.
+            for index in 0..c.capacity - 1 {
+                seg.link(c.first + index).store(index + 2, r);
+            }
+            let last = seg.link(c.first + c.capacity - 1);
+            seg.free_list(i)
+                .push_chain(0, last)
+                .map_err(|_| ShmError::Corrupted {
+                    what: "the free list of a fresh segment is closed",
+                })?;
+        }
+        // Release: the magic is the last word written; an opener that Acquires it sees
+        // the whole header and every free list.
+        seg.u64_at(OFF_MAGIC).store(MAGIC, Ordering::Release);
+        Ok(seg)
+    }
+
+    /// Validates the segment at `base` without trusting anything in it.
+    ///
+    /// # Safety
+    ///
+    /// `base` is 64-byte aligned and valid for reads and writes of `len` bytes for the
+    /// whole life of the returned segment; every other accessor of the memory uses
+    /// atomics for the header and metadata (true of every process running this code).
+    pub(crate) unsafe fn open(base: NonNull<u8>, len: usize) -> Result<Self, ShmError> {
+        let truncated = |needed: usize| ShmError::Truncated {
+            len: len as u64,
+            needed: needed as u64,
+        };
+        if len < HEADER_SIZE {
+            return Err(truncated(HEADER_SIZE));
+        }
+        let probe = Self {
+            base,
+            layout: Layout {
+                classes: Vec::new(),
+                processes: 0,
+                proc_table: 0,
+                total: HEADER_SIZE,
+                slots: 0,
+            },
+            segment_id: 0,
+        };
+        // Acquire: pairs with the Release store of the magic in `create`.
+        if probe.u64_at(OFF_MAGIC).load(Ordering::Acquire) != MAGIC {
+            return Err(ShmError::NotASegment);
+        }
+        // Relaxed (all header reads): ordered after the creator's writes by the
+        // Acquire load of the magic; the header never changes afterwards.
+        let r = Ordering::Relaxed;
+        let version = probe.u32_at(OFF_VERSION).load(r);
+        if version != VERSION {
+            return Err(ShmError::UnsupportedVersion {
+                found: version,
+                supported: VERSION,
+            });
+        }
+        let corrupted = |what| ShmError::Corrupted { what };
+        if probe.u32_at(OFF_HEADER_SIZE).load(r) as usize != HEADER_SIZE {
+            return Err(corrupted("the header size is wrong for this version"));
+        }
+        let count = probe.u32_at(OFF_CLASS_COUNT).load(r) as usize;
+        if count == 0 || count > MAX_CLASSES {
+            return Err(corrupted("the class count is out of range"));
+        }
+        let specs: Vec<ClassSpec> = (0..count)
+            .map(|i| {
+                let rec = OFF_CLASSES + i * CLASS_RECORD;
+                ClassSpec {
+                    slot_size: probe.u32_at(rec + REC_SLOT_SIZE).load(r),
+                    capacity: probe.u32_at(rec + REC_CAPACITY).load(r),
+                }
+            })
+            .collect();
+        let processes = probe.u32_at(OFF_PROCESSES).load(r);
+        let layout =
+            Layout::compute(&specs, processes).map_err(|BadLayout(what)| corrupted(what))?;
+        let stored_total = probe.u64_at(OFF_TOTAL).load(r);
+        if stored_total != layout.total as u64 {
+            return Err(corrupted("the total size does not match the layout"));
+        }
+        if probe.u64_at(OFF_PROC_TABLE).load(r) != layout.proc_table as u64 {
+            return Err(corrupted(
+                "the process table offset does not match the layout",
+            ));
+        }
+        for (i, c) in layout.classes.iter().enumerate() {
+            let rec = OFF_CLASSES + i * CLASS_RECORD;
+            if probe.u64_at(rec + REC_META).load(r) != c.meta as u64
+                || probe.u64_at(rec + REC_PAYLOAD).load(r) != c.payload as u64
+            {
+                return Err(corrupted("a class offset does not match the layout"));
+            }
+        }
+        if len < layout.total {
+            return Err(truncated(layout.total));
+        }
+        let segment_id = probe.u64_at(OFF_SEGMENT_ID).load(r);
+        Ok(Self {
+            base,
+            layout,
+            segment_id,
+        })
+    }
+
+    /// The validated layout.
+    #[inline]
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The random id written at creation.
+    #[inline]
+    pub(crate) fn segment_id(&self) -> u64 {
+        self.segment_id
+    }
+
+    // ---- raw access (the only unsafe in the protocol) ----
+
+    #[inline]
+    fn u32_at(&self, offset: usize) -> &AtomicU32 {
+        // `layout.total <= len` in every constructed segment (the probe's `total` is the
+        // header size, which `open` checked first).
+        assert!(offset % 4 == 0 && offset + 4 <= self.layout.total);
+        // SAFETY: in bounds (asserted, and `total <= len`; every offset comes from the
+        // validated layout) and
+        // 4-aligned (the base is 64-aligned, the offset a multiple of 4); the memory
+        // lives as long as `self` (constructor contract) and is only accessed
+        // atomically at this width by every process.
+        unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(offset).cast()) }
+    }
+
+    #[inline]
+    fn u64_at(&self, offset: usize) -> &AtomicU64 {
+        assert!(offset % 8 == 0 && offset + 8 <= self.layout.total);
+        // SAFETY: as in `u32_at`, with 8-byte alignment.
+        unsafe { AtomicU64::from_ptr(self.base.as_ptr().add(offset).cast()) }
+    }
+
+    #[inline]
+    fn free_list(&self, class: usize) -> &FreeList {
+        let word = self.u64_at(OFF_HEADS + class * LINE);
+        // SAFETY: `FreeList` is `repr(transparent)` over one `AtomicU64`, and `word` is a
+        // valid, aligned atomic for the segment's lifetime (see `u64_at`).
+        unsafe { &*(word as *const AtomicU64).cast::<FreeList>() }
+    }
+
+    #[inline]
+    fn meta(&self, global: u32) -> usize {
+        debug_assert!(global < self.layout.slots);
+        self.layout.classes[0].meta + global as usize * LINE
+    }
+
+    #[inline]
+    fn state(&self, global: u32) -> &AtomicU64 {
+        self.u64_at(self.meta(global) + META_STATE)
+    }
+
+    #[inline]
+    fn link(&self, global: u32) -> &AtomicU32 {
+        self.u32_at(self.meta(global) + META_NEXT)
+    }
+
+    fn owner(&self, entry: u32) -> &AtomicU64 {
+        assert!(entry < self.layout.processes);
+        self.u64_at(self.layout.proc_table + entry as usize * LINE + PROC_OWNER)
+    }
+
+    fn start(&self, entry: u32) -> &AtomicU64 {
+        assert!(entry < self.layout.processes);
+        self.u64_at(self.layout.proc_table + entry as usize * LINE + PROC_START)
+    }
+
+    /// The first payload byte of slot `index` of `class` (both in range).
+    #[inline]
+    pub(crate) fn payload(&self, class: usize, index: u32) -> NonNull<u8> {
+        let c = &self.layout.classes[class];
+        assert!(index < c.capacity);
+        let offset = c.payload + index as usize * c.stride;
+        // SAFETY: `offset + stride <= total <= len` by the layout arithmetic, so the
+        // pointer stays inside the block `base` points to and is not null.
+        unsafe { NonNull::new_unchecked(self.base.as_ptr().add(offset)) }
+    }
+
+    // ---- slots ----
+
+    /// Pops a free slot of `class`, exclusively ours until `activate`. Returns its global
+    /// index, `None` if the class is empty.
+    pub(crate) fn pop(&self, class: usize) -> Result<Option<u32>, ShmError> {
+        let c = self.layout.classes[class];
+        let links = |i: u32| -> &AtomicU32 {
+            if i < c.capacity {
+                self.link(c.first + i)
+            } else {
+                &DUMMY_LINK
+            }
+        };
+        let Some(index) = self.free_list(class).pop(links) else {
+            return Ok(None);
+        };
+        if index >= c.capacity {
+            return Err(ShmError::Corrupted {
+                what: "a free-list link points outside its class",
+            });
+        }
+        let global = c.first + index;
+        // Relaxed: a check only; the pop's Acquire ordered us after the last release.
+        if mask_of(self.state(global).load(Ordering::Relaxed)) != 0 {
+            return Err(ShmError::Corrupted {
+                what: "a live slot was on the free list",
+            });
+        }
+        Ok(Some(global))
+    }
+
+    /// Returns a free slot (mask 0, owned by the caller) to its class's list.
+    pub(crate) fn push(&self, class: usize, global: u32) {
+        // A closed list can only come from a corrupted head word; the slot is leaked
+        // rather than linked into a list nobody can trust.
+        let _ = self
+            .free_list(class)
+            .push_chain(global - self.layout.classes[class].first, self.link(global));
+    }
+
+    /// Publishes a claimed slot with one hold by the process with mask bit `bit`;
+    /// returns its new generation. The caller popped the slot and wrote its payload.
+    pub(crate) fn activate(&self, global: u32, bit: u32, len: u32, event_type: u32) -> u32 {
+        let meta = self.meta(global);
+        // Relaxed: published by the Release store in `protocol::activate`.
+        self.u32_at(meta + META_LEN).store(len, Ordering::Relaxed);
+        self.u32_at(meta + META_TYPE)
+            .store(event_type, Ordering::Relaxed);
+        protocol::activate(self.state(global), bit)
+    }
+
+    /// Sets `bit` if the slot is live in `generation`: the first hold of a process.
+    pub(crate) fn join(&self, global: u32, generation: u32, bit: u32) -> bool {
+        protocol::join(self.state(global), generation, bit)
+    }
+
+    /// Clears `bit` (the caller's process held the slot); returns `true` if that was the
+    /// last hold: the slot is then free and the caller must `push` it.
+    pub(crate) fn leave(&self, global: u32, bit: u32) -> bool {
+        let last = protocol::clear_bit(self.state(global), bit);
+        debug_assert!(last.is_some(), "left a slot not held");
+        last == Some(true)
+    }
+
+    /// The generation and mask of a slot (a snapshot).
+    #[inline]
+    pub(crate) fn snapshot(&self, global: u32) -> (u32, u32) {
+        // Relaxed: statistics or a check made while the caller holds the slot.
+        let s = self.state(global).load(Ordering::Relaxed);
+        (generation_of(s), mask_of(s))
+    }
+
+    /// Payload length and event type of a slot the caller holds.
+    #[inline]
+    pub(crate) fn len_and_type(&self, global: u32) -> (u32, u32) {
+        let meta = self.meta(global);
+        // Relaxed: written before the Release store in `activate`, which the caller's
+        // hold is ordered after (Acquire join, or made by the activating process).
+        (
+            self.u32_at(meta + META_LEN).load(Ordering::Relaxed),
+            self.u32_at(meta + META_TYPE).load(Ordering::Relaxed),
+        )
+    }
+
+    // ---- processes ----
+
+    /// Claims a free process-table entry for `pid`; returns its index.
+    pub(crate) fn attach(&self, pid: u32, start: u64) -> Option<u32> {
+        (0..self.layout.processes).find(|&entry| {
+            let claimed = self
+                .owner(entry)
+                .compare_exchange(
+                    0,
+                    ATTACHED | u64::from(pid),
+                    // Acquire: pairs with the Release store of 0 in `detach` or at the
+                    // end of a recovery, so the former occupant's cleared bits are
+                    // visible before we hold anything under this entry's bit.
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_ok();
+            if claimed {
+                // Relaxed: a recoverer that reads 0 here falls back to a pid check,
+                // which is conservative (a live pid is never taken for dead).
+                self.start(entry).store(start, Ordering::Relaxed);
+            }
+            claimed
+        })
+    }
+
+    /// Releases `entry` after clearing every bit it still holds.
+    pub(crate) fn detach(&self, entry: u32) -> Recovered {
+        let report = self.clear_holds(entry);
+        // Relaxed: ordered before the Release store below.
+        self.start(entry).store(0, Ordering::Relaxed);
+        // Release: pairs with the Acquire in `attach`.
+        self.owner(entry).store(0, Ordering::Release);
+        report
+    }
+
+    /// Clears the holds of every entry whose process is gone (`alive(pid, start)` is
+    /// false) and frees the slots they held last. `me` is the caller's pid, recorded as
+    /// the recoverer. Safe to run concurrently with live processes and other recoverers.
+    pub(crate) fn recover(&self, me: u32, alive: &dyn Fn(u32, u64) -> bool) -> Recovered {
+        let mut total = Recovered::default();
+        for entry in 0..self.layout.processes {
+            let owner = self.owner(entry);
+            // Acquire: pairs with the claiming CAS, so `start` is read after it.
+            let word = owner.load(Ordering::Acquire);
+            let pid = word as u32;
+            // Relaxed: see `attach`.
+            let start = self.start(entry).load(Ordering::Relaxed);
+            let dead = match word & !0xFFFF_FFFF {
+                ATTACHED => !alive(pid, start),
+                // A recoverer is checked by pid alone (its start is not recorded).
+                RECOVERING => !alive(pid, 0),
+                // Free, or an owner word this version never writes: leave it alone, as
+                // clearing a live process's bits would free slots it still reads.
+                _ => false,
+            };
+            if !dead {
+                continue;
+            }
+            let mine = RECOVERING | u64::from(me);
+            // Acquire: as in `attach`; only one recoverer wins each dead owner word.
+            if owner
+                .compare_exchange(word, mine, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                continue;
+            }
+            let report = self.clear_holds(entry);
+            total.processes += 1;
+            total.holds += report.holds;
+            total.slots_freed += report.slots_freed;
+            // Relaxed: ordered before the Release CAS below.
+            self.start(entry).store(0, Ordering::Relaxed);
+            // Release: pairs with the Acquire in `attach`. A CAS, not a store: if our
+            // own pid was taken for dead meanwhile, another recoverer owns the entry now.
+            let _ = owner.compare_exchange(mine, 0, Ordering::Release, Ordering::Relaxed);
+        }
+        total
+    }
+
+    /// Clears `entry`'s bit in every slot and frees the slots it held last. Idempotent:
+    /// each bit is cleared by exactly one RMW, and only the RMW that empties a mask frees.
+    fn clear_holds(&self, entry: u32) -> Recovered {
+        let bit = 1u32 << entry;
+        let mut report = Recovered::default();
+        for (class, c) in self.layout.classes.iter().enumerate() {
+            for global in c.first..c.first + c.capacity {
+                // Relaxed: a filter that keeps untouched lines clean; `leave` decides.
+                if mask_of(self.state(global).load(Ordering::Relaxed)) & bit == 0 {
+                    continue;
+                }
+                match protocol::clear_bit(self.state(global), bit) {
+                    // Another recoverer of the same entry cleared it first.
+                    None => {}
+                    Some(last) => {
+                        report.holds += 1;
+                        if last {
+                            self.push(class, global);
+                            report.slots_freed += 1;
+                        }
+                    }
+                }
+            }
+        }
+        report
+    }
+
+    /// Slots whose mask is non-zero, per class.
+    pub(crate) fn in_use(&self) -> Vec<u32> {
+        self.layout
+            .classes
+            .iter()
+            .map(|c| {
+                (c.first..c.first + c.capacity)
+                    .filter(|&g| self.snapshot(g).1 != 0)
+                    .count() as u32
+            })
+            .collect()
+    }
+
+    /// Entries currently owned (attached or being recovered).
+    pub(crate) fn attached(&self) -> u32 {
+        (0..self.layout.processes)
+            // Relaxed: statistics.
+            .filter(|&e| self.owner(e).load(Ordering::Relaxed) != 0)
+            .count() as u32
+    }
+}

@@ -1,0 +1,203 @@
+//! loom models of the shared-memory slot protocol: the state-word transitions
+//! (`src/shm/protocol.rs`) and the per-attachment handle counts (`src/shm/local.rs`),
+//! included here with loom's atomics behind `crate::sync`, so the models check the code
+//! that runs on the mapping. (The mapping itself is raw memory loom cannot see; these
+//! files hold every atomic step of the protocol.)
+//!
+//! A "process" is a mask bit plus its own `LocalCount`; a payload is a loom `UnsafeCell`,
+//! so a read that is not ordered before a reuse of the slot is reported.
+//!
+//! Run: `RUSTFLAGS="--cfg loom -C debug-assertions=on" LOOM_MAX_PREEMPTIONS=2
+//! cargo test --release --all-features --test loom_shm`
+#![cfg(loom)]
+
+/// The crate's `sync` facade as the included files expect it, with loom's types.
+mod sync {
+    pub(crate) use loom::hint::spin_loop;
+    pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+    pub(crate) use loom::thread::yield_now;
+
+    macro_rules! acquire_fence {
+        ($atomic:expr) => {{
+            let _ = &$atomic;
+            $crate::sync::fence($crate::sync::Ordering::Acquire);
+        }};
+    }
+    pub(crate) use acquire_fence;
+
+    pub(crate) fn abort_on_overflow() -> ! {
+        std::process::abort()
+    }
+}
+
+#[allow(dead_code)]
+#[path = "../src/shm/protocol.rs"]
+mod protocol;
+
+#[allow(dead_code)]
+#[path = "../src/shm/local.rs"]
+mod local;
+
+use loom::cell::UnsafeCell;
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use loom::thread;
+
+use local::{Acquired, LocalCount};
+use protocol::{activate, clear_bit, join, mask_of};
+
+const A: u32 = 1 << 0;
+const B: u32 = 1 << 1;
+const DEAD: u32 = 1 << 2;
+
+/// One slot: its state word, its payload, and how often it was freed.
+struct Slot {
+    state: AtomicU64,
+    payload: UnsafeCell<u64>,
+    frees: AtomicU32,
+}
+
+impl Slot {
+    fn new(state: u64, payload: u64) -> Arc<Self> {
+        Arc::new(Self {
+            state: AtomicU64::new(state),
+            payload: UnsafeCell::new(payload),
+            frees: AtomicU32::new(0),
+        })
+    }
+
+    /// The process whose clear emptied the mask reuses the slot: it writes the payload.
+    fn free_and_reuse(&self) {
+        self.frees.fetch_add(1, Ordering::Relaxed);
+        // SAFETY (model): the freeing process owns the slot; loom reports any holder's
+        // read that is not ordered before this write.
+        self.payload.with_mut(|p| unsafe { *p = 99 });
+    }
+
+    fn read(&self) -> u64 {
+        // SAFETY (model): the caller holds the slot.
+        self.payload.with(|p| unsafe { *p })
+    }
+
+    /// Releases one handle of the process with `bit` and local count `local`.
+    fn release(&self, local: &LocalCount, bit: u32) {
+        local.release(|| {
+            if clear_bit(&self.state, bit) == Some(true) {
+                self.free_and_reuse();
+            }
+        });
+    }
+}
+
+/// Two threads of process A: one drops A's last handle while the other turns a token of
+/// the same life into a handle. Either the upgrade wins (A still holds the slot, with one
+/// handle) or the slot is freed once and the upgrade is refused.
+#[test]
+fn last_local_drop_races_an_upgrade_in_the_same_process() {
+    loom::model(|| {
+        let slot = Slot::new(protocol::pack(1, A), 7);
+        let local = Arc::new(LocalCount::new());
+        local.first_of_claim(|| {}).unwrap();
+        let (s2, l2) = (slot.clone(), local.clone());
+        let upgrader = thread::spawn(move || {
+            let got = l2.acquire(|| join(&s2.state, 1, A));
+            if got != Acquired::Refused {
+                assert_eq!(s2.read(), 7);
+            }
+            got
+        });
+        slot.release(&local, A);
+        let got = upgrader.join().unwrap();
+        let frees = slot.frees.load(Ordering::Relaxed);
+        let mask = mask_of(slot.state.load(Ordering::Relaxed));
+        match got {
+            Acquired::Refused => assert_eq!((frees, mask, local.get()), (1, 0, 0)),
+            _ => assert_eq!((frees, mask, local.get()), (0, A, 1)),
+        }
+    });
+}
+
+/// Process A claims a slot, writes it, publishes the token and drops its handle; process
+/// B upgrades the token, reads, and drops. The slot is freed exactly once, by whichever
+/// process held it last, and B's read never races the reuse.
+#[test]
+fn a_reader_process_upgrades_while_the_writer_releases() {
+    loom::model(|| {
+        let slot = Slot::new(0, 0);
+        let mailbox = Arc::new(AtomicU64::new(0));
+        let (s2, m2) = (slot.clone(), mailbox.clone());
+        let reader = thread::spawn(move || {
+            let local_b = LocalCount::new();
+            // Acquire: pairs with the writer's Release store of the token.
+            let token = m2.load(Ordering::Acquire);
+            if token == 0 {
+                return;
+            }
+            let generation = token as u32;
+            if local_b.acquire(|| join(&s2.state, generation, B)) == Acquired::First {
+                assert_eq!(s2.read(), 42, "the payload was not visible to the reader");
+                s2.release(&local_b, B);
+            }
+        });
+        let local_a = LocalCount::new();
+        // SAFETY (model): the slot is free and ours (popped).
+        slot.payload.with_mut(|p| unsafe { *p = 42 });
+        let mut generation = 0;
+        local_a
+            .first_of_claim(|| generation = activate(&slot.state, A))
+            .unwrap();
+        // Release: the token may travel through any channel.
+        mailbox.store(u64::from(generation), Ordering::Release);
+        slot.release(&local_a, A);
+        reader.join().unwrap();
+        assert_eq!(slot.frees.load(Ordering::Relaxed), 1, "freed exactly once");
+        assert_eq!(mask_of(slot.state.load(Ordering::Relaxed)), 0);
+    });
+}
+
+/// Recovery clears a dead process's bit while a live process upgrades a token of the
+/// slot: either the upgrade wins and the live process frees the slot when it lets go, or
+/// recovery frees it and the upgrade is refused. Never both, never neither.
+#[test]
+fn recovery_races_a_live_upgrade() {
+    loom::model(|| {
+        let slot = Slot::new(protocol::pack(5, DEAD), 3);
+        let s2 = slot.clone();
+        let live = thread::spawn(move || {
+            let local_b = LocalCount::new();
+            if local_b.acquire(|| join(&s2.state, 5, B)) == Acquired::First {
+                assert_eq!(s2.read(), 3);
+                s2.release(&local_b, B);
+            }
+        });
+        // The recoverer: the dead process's one bit, cleared with the same RMW.
+        if clear_bit(&slot.state, DEAD) == Some(true) {
+            slot.free_and_reuse();
+        }
+        // A second recoverer of the same entry finds nothing to do.
+        assert_eq!(clear_bit(&slot.state, DEAD), None);
+        live.join().unwrap();
+        assert_eq!(slot.frees.load(Ordering::Relaxed), 1, "freed exactly once");
+    });
+}
+
+/// Two processes drop their last handles at once: exactly one of them frees.
+#[test]
+fn two_processes_release_at_once() {
+    loom::model(|| {
+        let slot = Slot::new(protocol::pack(1, A | B), 1);
+        let s2 = slot.clone();
+        let other = thread::spawn(move || {
+            let local_b = LocalCount::new();
+            assert_eq!(local_b.acquire(|| true), Acquired::First);
+            assert_eq!(s2.read(), 1);
+            s2.release(&local_b, B);
+        });
+        let local_a = LocalCount::new();
+        assert_eq!(local_a.acquire(|| true), Acquired::First);
+        assert_eq!(slot.read(), 1);
+        slot.release(&local_a, A);
+        other.join().unwrap();
+        assert_eq!(slot.frees.load(Ordering::Relaxed), 1);
+    });
+}
