@@ -7,6 +7,7 @@
 //!
 //! ```
 //! use slotring::shm::{ShmAllocator, ShmOptions};
+//! # #[cfg(not(miri))] { // miri: no file system, no mmap
 //! # let dir = std::env::temp_dir().join(format!("slotring-doc-{}", std::process::id()));
 //! # std::fs::create_dir_all(&dir)?;
 //! # let path = dir.join("module-doc");
@@ -24,6 +25,7 @@
 //! assert_eq!(writer.stats().in_use(), 0);
 //! # drop((writer, reader));
 //! # std::fs::remove_dir_all(&dir)?;
+//! # }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -524,6 +526,7 @@ impl Inner {
 ///
 /// ```
 /// use slotring::shm::{ShmAllocator, ShmError, ShmOptions};
+/// # #[cfg(not(miri))] { // miri: no file system, no mmap
 /// # let dir = std::env::temp_dir().join(format!("slotring-doc-alloc-{}", std::process::id()));
 /// # std::fs::create_dir_all(&dir)?;
 /// # let path = dir.join("seg");
@@ -536,6 +539,7 @@ impl Inner {
 /// assert!(matches!(shm.from_token(token), Err(ShmError::StaleToken)));
 /// # drop((shm, _b));
 /// # std::fs::remove_dir_all(&dir)?;
+/// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
@@ -853,6 +857,7 @@ impl ShmAllocator {
 ///
 /// ```
 /// use slotring::shm::{ShmAllocator, ShmOptions, ShmPtr};
+/// # #[cfg(not(miri))] { // miri: no file system, no mmap
 /// # let dir = std::env::temp_dir().join(format!("slotring-doc-ptr-{}", std::process::id()));
 /// # std::fs::create_dir_all(&dir)?;
 /// # let path = dir.join("seg");
@@ -865,6 +870,7 @@ impl ShmAllocator {
 /// assert_eq!(twin.event_type(), 7);
 /// # drop((ev, twin, shm));
 /// # std::fs::remove_dir_all(&dir)?;
+/// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use = "dropping the last handle frees the slot"]
