@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use crossbeam_channel::bounded;
-use disruptor::{Producer, Sequence, WaitStrategy};
+use disruptor::wait_strategies::WaitStrategy;
+use disruptor::{Producer, Sequence};
 use slotring::broadcast::{ReadError, Writer, channel};
 
 /// The event: a sequence number and 56 bytes of payload.
@@ -127,12 +128,32 @@ fn disruptor(events: u64, readers: usize) -> Duration {
             }
         }
     };
-    let mut builder =
-        disruptor::build_single_producer(CAP, || [0u64; 8], Yield).handle_events_with(handler());
-    for _ in 1..readers {
-        builder = builder.handle_events_with(handler());
+    let builder = disruptor::build_single_producer(CAP, || [0u64; 8], Yield);
+    // Each added handler changes the builder's type, so the reader counts are spelled out.
+    match readers {
+        1 => publish(builder.handle_events_with(handler()).build(), events),
+        2 => publish(
+            builder
+                .handle_events_with(handler())
+                .handle_events_with(handler())
+                .build(),
+            events,
+        ),
+        4 => publish(
+            builder
+                .handle_events_with(handler())
+                .handle_events_with(handler())
+                .handle_events_with(handler())
+                .handle_events_with(handler())
+                .build(),
+            events,
+        ),
+        _ => unimplemented!("the bench runs 1, 2 or 4 readers"),
     }
-    let mut producer = builder.build();
+}
+
+/// Publishes `events` events and waits until every handler has processed them.
+fn publish(mut producer: impl Producer<Event>, events: u64) -> Duration {
     let start = Instant::now();
     for seq in 0..events {
         while producer.try_publish(|e| *e = event(seq)).is_err() {

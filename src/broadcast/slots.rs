@@ -96,13 +96,11 @@ impl<T: Pod, const CAP: usize> Slots<T, CAP> {
         &slot[0].0[0]
     }
 
-    /// The slot's payload words, in order.
-    #[inline]
-    fn payload(slot: &[Line]) -> impl Iterator<Item = &AtomicU64> {
-        slot.iter()
-            .flat_map(|line| &line.0)
-            .skip(1)
-            .take(Self::WORDS)
+    /// Payload word `i` (`i < WORDS`) of the slot; word 0 of the slot is its sequence.
+    #[inline(always)]
+    fn payload(slot: &[Line], i: usize) -> &AtomicU64 {
+        let i = i + 1;
+        &slot[i / LINE_WORDS].0[i % LINE_WORDS]
     }
 
     /// Copies `value` in as event `seq` and publishes it.
@@ -118,11 +116,20 @@ impl<T: Pod, const CAP: usize> Slots<T, CAP> {
         // Release fence: a reader whose Relaxed load sees any payload store below also
         // sees (after its Acquire fence) the odd marker, so its re-check fails.
         fence(Ordering::Release);
-        for (chunk, dst) in bytemuck::bytes_of(value).chunks(8).zip(Self::payload(slot)) {
+        let mut chunks = bytemuck::bytes_of(value).chunks_exact(8);
+        for (i, chunk) in (&mut chunks).enumerate() {
             let mut bytes = [0u8; 8];
-            bytes[..chunk.len()].copy_from_slice(chunk);
+            bytes.copy_from_slice(chunk);
             // Relaxed: ordered for readers by the fence above and the Release store below.
-            dst.store(u64::from_ne_bytes(bytes), Ordering::Relaxed);
+            Self::payload(slot, i).store(u64::from_ne_bytes(bytes), Ordering::Relaxed);
+        }
+        let tail = chunks.remainder();
+        if !tail.is_empty() {
+            let mut bytes = [0u8; 8];
+            bytes[..tail.len()].copy_from_slice(tail);
+            // Relaxed: as above.
+            Self::payload(slot, Self::WORDS - 1)
+                .store(u64::from_ne_bytes(bytes), Ordering::Relaxed);
         }
         // Release: pairs with the reader's Acquire load of the even marker, making every
         // payload store above visible to a reader that sees "event `seq` complete".
@@ -147,14 +154,19 @@ impl<T: Pod, const CAP: usize> Slots<T, CAP> {
             };
         }
         let mut out = T::zeroed();
-        for (chunk, src) in bytemuck::bytes_of_mut(&mut out)
-            .chunks_mut(8)
-            .zip(Self::payload(slot))
-        {
+        let mut chunks = bytemuck::bytes_of_mut(&mut out).chunks_exact_mut(8);
+        for (i, chunk) in (&mut chunks).enumerate() {
             // Relaxed: whether these values belong to event `seq` is decided by the
             // re-check below, never assumed.
-            let bytes = src.load(Ordering::Relaxed).to_ne_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
+            chunk.copy_from_slice(&Self::payload(slot, i).load(Ordering::Relaxed).to_ne_bytes());
+        }
+        let tail = chunks.into_remainder();
+        if !tail.is_empty() {
+            // Relaxed: as above.
+            let bytes = Self::payload(slot, Self::WORDS - 1)
+                .load(Ordering::Relaxed)
+                .to_ne_bytes();
+            tail.copy_from_slice(&bytes[..tail.len()]);
         }
         // Acquire fence: if any load above read a later event's word, the writer's Release
         // fence (issued after that event's odd marker) synchronizes with this fence, so
