@@ -345,6 +345,9 @@ pub struct Reader<T: Pod, const CAP: usize> {
     shared: Arc<Shared<T, CAP>>,
     /// The next event to read.
     next: u64,
+    /// The writer's position as last loaded: events below it are complete in their
+    /// slots (or overwritten), so they are read without polling the writer's cursor.
+    published: u64,
     /// The registry entry, while this reader holds the writer back.
     entry: Option<usize>,
     _values: PhantomData<T>,
@@ -355,6 +358,7 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
         Self {
             shared,
             next,
+            published: next,
             entry: None,
             _values: PhantomData,
         }
@@ -426,28 +430,40 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
             }
             let (shared, next) = (&self.shared, self.next);
             shared.waiters.park(end, || {
-                // Acquire (both): pair with the writer's Release stores of the slot word
-                // and the closed flag, which it makes before `notify`.
-                shared.slots.is_ready(next) || shared.closed.load(Ordering::Acquire)
+                // The writer stores its cursor and the closed flag before `notify`.
+                // Acquire: pairs with the Release store in the writer's drop.
+                shared.published() > next || shared.closed.load(Ordering::Acquire)
             });
         }
     }
 
     /// One read attempt: `None` if the next event is not published yet.
+    ///
+    /// A caught-up reader polls the writer's cursor, not the slot the writer is filling,
+    /// so the slot's cache lines move to the reader once, after the event is complete.
     #[inline]
     fn read(&mut self) -> Option<Result<T, Lagged>> {
+        if self.next >= self.published {
+            self.published = self.shared.published();
+            if self.next >= self.published {
+                return None;
+            }
+        }
         match self.shared.slots.read(self.next) {
             Read::Event(value) => {
                 self.advance_to(self.next + 1);
                 Some(Ok(value))
             }
+            // Not reachable: the cursor (Acquire) showed the event complete. Treated as
+            // "nothing yet" all the same.
             Read::NotYet => None,
             Read::Lapped { newer } => {
                 // The slot holds event `newer >= next + CAP`, so events up to `newer - 1`
                 // are published and `newer - CAP` is overwritten. The writer may be
                 // writing `published` right now, which overwrites `published - CAP`:
                 // resume one past that, and never behind what the slot proved.
-                let oldest_safe = (self.shared.published() + 1).saturating_sub(CAP as u64);
+                self.published = self.shared.published();
+                let oldest_safe = (self.published + 1).saturating_sub(CAP as u64);
                 let resume = oldest_safe.max(newer + 1 - CAP as u64);
                 let missed = resume - self.next;
                 self.advance_to(resume);

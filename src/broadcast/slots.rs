@@ -182,14 +182,6 @@ impl<T: Pod, const CAP: usize> Slots<T, CAP> {
             }
         }
     }
-
-    /// Whether a read of event `seq` would find something other than [`Read::NotYet`]
-    /// (the event, or proof of a lap), without copying.
-    #[inline]
-    pub(super) fn is_ready(&self, seq: u64) -> bool {
-        // Acquire: as in `read`; the caller reads the event next.
-        Self::seq_word(self.slot(seq)).load(Ordering::Acquire) >= 2 * seq + 2
-    }
 }
 
 /// The event number a non-zero sequence word belongs to (odd: being written, even: done).
@@ -225,7 +217,6 @@ mod tests {
     fn read_sees_not_yet_event_and_lap() {
         let slots = Slots::<[u8; 13], 2>::new();
         assert_eq!(slots.read(0), Read::NotYet);
-        assert!(!slots.is_ready(0));
         slots.write(0, &[7; 13]);
         assert_eq!(slots.read(0), Read::Event([7; 13]));
         assert_eq!(slots.read(1), Read::NotYet);
@@ -234,7 +225,6 @@ mod tests {
         assert_eq!(slots.read(0), Read::Lapped { newer: 2 });
         assert_eq!(slots.read(1), Read::Event([8; 13]));
         assert_eq!(slots.read(2), Read::Event([9; 13]));
-        assert!(slots.is_ready(0) && !slots.is_ready(3));
     }
 
     #[test]
