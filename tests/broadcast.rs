@@ -272,6 +272,10 @@ fn next_blocking_times_out_then_wakes_for_a_late_event() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "40,960 atomic words: minutes under miri; the stack is native"
+)]
 fn a_large_ring_is_built_on_the_heap() {
     // 1024 events of 264 bytes (about 320 KiB of slots) built on a thread with a 64 KiB
     // stack: no stack temporary of the ring's size.

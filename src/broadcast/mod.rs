@@ -48,8 +48,12 @@
 //! "event `s` complete" is the copy returned. A word above the expected one means the
 //! writer lapped the reader, and tells it by how much.
 //!
-//! The writer publishes its position (one Release store per event) for lag reports and
-//! [`backpressure_ratio`](Reader::backpressure_ratio). Readers keep their positions to
+//! The writer also publishes its position (one Release store per event). A reader that
+//! has caught up polls that cursor rather than the slot being filled, and reads
+//! everything below the cursor it last saw without touching the cursor again, so each
+//! slot's cache lines travel to a reader once, after the event is complete. The cursor
+//! also serves lag reports and [`backpressure_ratio`](Reader::backpressure_ratio).
+//! Readers keep their positions to
 //! themselves unless they hold the writer back: those publish it after each read in their
 //! own cache-padded entry, and the writer rescans the entries only when its cached
 //! minimum would stop it. Waking parked readers costs the writer one `SeqCst` fence and
