@@ -485,3 +485,24 @@ fn readers_join_and_leave_mid_stream() {
     drop(writer);
     assert!(joiner.join().unwrap() > 0);
 }
+
+#[test]
+fn ends_move_between_threads() {
+    fn send<S: Send>() {}
+    fn sync<S: Sync>() {}
+    send::<Writer<PooledEvent<64>, 8>>();
+    send::<Reader<PooledEvent<64>, 8>>();
+    sync::<Writer<PooledEvent<64>, 8>>();
+    sync::<Reader<PooledEvent<64>, 8>>();
+    let (mut writer, mut reader) = channel::<u64, 8>();
+    let reader = thread::spawn(move || {
+        while reader.try_next() == Err(TryReadError::Empty) {
+            thread::yield_now();
+        }
+        reader
+    });
+    writer.add(1);
+    let mut reader = reader.join().unwrap();
+    assert_eq!(reader.position(), 1);
+    assert_eq!(reader.try_next(), Err(TryReadError::Empty));
+}

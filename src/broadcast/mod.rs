@@ -53,11 +53,12 @@
 //! everything below the cursor it last saw without touching the cursor again, so each
 //! slot's cache lines travel to a reader once, after the event is complete. The cursor
 //! also serves lag reports and [`backpressure_ratio`](Reader::backpressure_ratio).
-//! Readers keep their positions to
-//! themselves unless they hold the writer back: those publish it after each read in their
-//! own cache-padded entry, and the writer rescans the entries only when its cached
-//! minimum would stop it. Waking parked readers costs the writer one `SeqCst` fence and
-//! one load per event; it takes a lock only while some reader is parked.
+//!
+//! Readers keep their positions to themselves unless they hold the writer back: those
+//! publish it after each read in their own cache-padded entry, and the writer rescans the
+//! entries only when its cached minimum would stop it (or a reader started holding).
+//! Waking parked readers costs the writer one `SeqCst` fence and one load per event; it
+//! takes a lock only when some reader parked since its last wake-up.
 
 mod error;
 mod registry;
@@ -77,7 +78,7 @@ use registry::{MAX_GATING, Padded, Registry};
 use slots::{MAX_SEQ, Read, Slots};
 use wait::Waiters;
 
-/// Polls of the slot before a blocking read starts yielding its time slice.
+/// Polls before a blocking read starts yielding its time slice.
 const SPINS: u32 = if cfg!(loom) { 1 } else { 128 };
 /// Yields before a blocking read parks.
 const YIELDS: u32 = if cfg!(loom) { 1 } else { 16 };
