@@ -30,7 +30,7 @@ use slotring::broadcast::{ReadError, Writer, channel};
 type Event = [u64; 8];
 const CAP: usize = 1024;
 /// Events per criterion iteration.
-const EVENTS: u64 = 10_000;
+const EVENTS: u64 = 100_000;
 const READERS: [usize; 3] = [1, 2, 4];
 
 fn event(seq: u64) -> Event {
