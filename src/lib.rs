@@ -72,6 +72,8 @@
 //!
 //! * [`allocator`]: [`EventAllocator`] and its [builder](EventAllocatorBuilder).
 //! * [`ring`]: the typed, const-generic [`RingBuffer`].
+//! * [`broadcast`]: one writer, many readers over a ring of sequenced slots (the LMAX
+//!   Disruptor pattern); lapped readers are told how many events they missed.
 //! * [`ptr`]: [`RingPtr`], [`WeakRingPtr`], tokens.
 //! * [`event`]: size classes and the by-value [`PooledEvent`].
 //! * [`stats`]: [`PoolStats`], [`AllocatorStats`].
@@ -140,6 +142,7 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod allocator;
+pub mod broadcast;
 #[cfg(not(loom))]
 mod cache;
 pub mod error;

@@ -1,0 +1,143 @@
+//! What broadcast reads and writes report instead of an event.
+
+use core::fmt;
+
+/// The writer lapped this reader: `missed` events were overwritten before it read them.
+///
+/// The reader has already moved on to the oldest event still safe to read; the next read
+/// continues from there. `missed` is exact: events received plus events reported missed
+/// always add up to the events published since the reader's start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Lagged {
+    /// How many events this reader skipped.
+    pub missed: u64,
+}
+
+impl fmt::Display for Lagged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "reader lagged behind the writer and missed {} events",
+            self.missed
+        )
+    }
+}
+
+impl std::error::Error for Lagged {}
+
+/// Why [`Reader::try_next`](super::Reader::try_next) returned no event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TryReadError {
+    /// No new event yet; the writer is still there.
+    Empty,
+    /// The writer lapped this reader (see [`Lagged`]); read again for the next event.
+    Lagged {
+        /// How many events this reader skipped.
+        missed: u64,
+    },
+    /// The writer is gone and every event it published has been read.
+    Closed,
+}
+
+impl fmt::Display for TryReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryReadError::Empty => f.write_str("no new event yet"),
+            TryReadError::Lagged { missed } => fmt::Display::fmt(&Lagged { missed: *missed }, f),
+            TryReadError::Closed => f.write_str("the writer is gone and every event was read"),
+        }
+    }
+}
+
+impl std::error::Error for TryReadError {}
+
+/// Why [`Reader::next_blocking`](super::Reader::next_blocking) returned no event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReadError {
+    /// No event arrived before the timeout.
+    Timeout,
+    /// The writer lapped this reader (see [`Lagged`]); read again for the next event.
+    Lagged {
+        /// How many events this reader skipped.
+        missed: u64,
+    },
+    /// The writer is gone and every event it published has been read.
+    Closed,
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Timeout => f.write_str("no event arrived before the timeout"),
+            ReadError::Lagged { missed } => fmt::Display::fmt(&Lagged { missed: *missed }, f),
+            ReadError::Closed => f.write_str("the writer is gone and every event was read"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// [`Writer::try_add`](super::Writer::try_add) refused: publishing would overwrite an
+/// event that a reader holding the writer back has not read. The value is inside.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct WouldLap<T> {
+    value: T,
+    slowest: u64,
+}
+
+impl<T> WouldLap<T> {
+    pub(super) fn new(value: T, slowest: u64) -> Self {
+        Self { value, slowest }
+    }
+
+    /// The position (next event to read) of the slowest reader holding the writer back.
+    #[must_use]
+    pub fn slowest(&self) -> u64 {
+        self.slowest
+    }
+
+    /// Hands back the value that was not published.
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+}
+
+impl<T> fmt::Debug for WouldLap<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WouldLap")
+            .field("slowest", &self.slowest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Display for WouldLap<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "publishing would lap a reader holding the writer back at event {}",
+            self.slowest
+        )
+    }
+}
+
+impl<T> std::error::Error for WouldLap<T> {}
+
+/// [`Reader::hold_writer`](super::Reader::hold_writer) found every backpressure entry
+/// taken: at most `max` readers can hold the writer back at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TooManyHolders {
+    /// How many readers can hold the writer back at once.
+    pub max: usize,
+}
+
+impl fmt::Display for TooManyHolders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} readers already hold the writer back, the most a ring allows",
+            self.max
+        )
+    }
+}
+
+impl std::error::Error for TooManyHolders {}

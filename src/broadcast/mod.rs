@@ -1,0 +1,619 @@
+//! A broadcast ring: one [`Writer`], any number of [`Reader`]s, each reader seeing every
+//! event in order (the LMAX Disruptor pattern).
+//!
+//! ```
+//! use slotring::PooledEvent;
+//! use slotring::broadcast::{channel, Lagged};
+//!
+//! let (mut writer, mut reader) = channel::<PooledEvent<256>, 1024>();
+//! let mut r2 = reader.clone(); // any number of readers, each at its own pace
+//! writer.add(PooledEvent::new(b"tick", 1)?); // never blocks, never allocates
+//! writer.add(PooledEvent::new(b"tock", 2)?);
+//! let seen: Vec<_> = reader.by_ref().map(|ev| ev.unwrap().event_type()).collect();
+//! assert_eq!(seen, [1, 2]); // the iterator drains what is there now
+//! assert_eq!(r2.next().unwrap()?.payload(), b"tick");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The model
+//!
+//! The ring has `CAP` slots (a power of two, checked at compile time) and numbers events
+//! from 0; event `s` lives in slot `s % CAP`. The writer never waits: [`Writer::add`]
+//! overwrites the oldest slot, so a reader that falls more than `CAP` events behind is
+//! *lapped*. It then gets one [`Lagged`] item (or error) saying exactly how many events it
+//! missed, and carries on from the oldest event still available. A torn event is never
+//! returned.
+//!
+//! A reader can also [hold the writer back](Reader::hold_writer): then
+//! [`Writer::try_add`] refuses (handing the value back) rather than lap it, while
+//! [`Writer::add`] still overwrites. Readers join ([`Writer::subscribe`],
+//! [`Reader::clone`]) and leave (drop) at any time. A dropped or leaked reader never
+//! blocks [`Writer::add`]; a *leaked* reader that held the writer back keeps
+//! [`Writer::try_add`] refusing once the ring is full, since nothing can tell a leaked
+//! reader from a slow one.
+//!
+//! Reads: [`Reader::try_next`] (never waits), the [`Iterator`] (drains what is available
+//! now, then returns `None`; it can be resumed later), and [`Reader::next_blocking`],
+//! which spins, then yields, then parks until an event arrives, the writer is dropped, or
+//! the timeout passes.
+//!
+//! # How it works
+//!
+//! Each slot is a sequence word plus the payload stored as `AtomicU64` words, on whole
+//! cache lines, so every access to shared memory is atomic: a reader copying a slot the
+//! writer is overwriting is a race the memory model allows, not undefined behaviour.
+//! The writer marks the slot "writing event `s`" (odd), fences, stores the words, and
+//! marks it "event `s` complete" (even) with a Release store. A reader loads the word
+//! (Acquire), copies the words, fences, and reloads the word: only if it still says
+//! "event `s` complete" is the copy returned. A word above the expected one means the
+//! writer lapped the reader, and tells it by how much.
+//!
+//! The writer also publishes its position (one Release store per event). A reader that
+//! has caught up polls that cursor rather than the slot being filled, and reads
+//! everything below the cursor it last saw without touching the cursor again, so each
+//! slot's cache lines travel to a reader once, after the event is complete. The cursor
+//! also serves lag reports and [`backpressure_ratio`](Reader::backpressure_ratio).
+//!
+//! Readers keep their positions to themselves unless they hold the writer back: those
+//! publish it after each read in their own cache-padded entry, and the writer rescans the
+//! entries only when its cached minimum would stop it (or a reader started holding).
+//! Waking parked readers costs the writer one `SeqCst` fence and one load per event; it
+//! takes a lock only when some reader parked since its last wake-up.
+
+mod error;
+mod registry;
+mod slots;
+mod wait;
+
+use core::fmt;
+use core::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use bytemuck::Pod;
+
+pub use error::{Lagged, ReadError, TooManyHolders, TryReadError, WouldLap};
+
+use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering, spin_loop, yield_now};
+use registry::{MAX_GATING, Padded, Registry};
+use slots::{MAX_SEQ, Read, Slots};
+use wait::Waiters;
+
+/// Polls (with a spin hint) before a blocking read starts yielding its time slice. Few:
+/// on a machine with fewer cores than busy threads, every spin steals time from the
+/// writer or another reader (measured: 128 spins ran 2 readers at a third of the
+/// throughput of 16 spins and 200 yields on 2 cores).
+const SPINS: u32 = if cfg!(loom) { 1 } else { 16 };
+/// Polls with a yield in between before a blocking read parks. A yield with nothing else
+/// to run returns at once, so this is still a poll loop when cores are free.
+const YIELDS: u32 = if cfg!(loom) { 1 } else { 200 };
+
+/// A reader's [`backpressure_ratio`](Reader::backpressure_ratio) above which it is
+/// [under pressure](Reader::is_under_pressure).
+pub const PRESSURE_THRESHOLD: f32 = 0.8;
+/// The [`backpressure_ratio`](Reader::backpressure_ratio) from which a reader
+/// [should throttle](Reader::should_throttle) its writer.
+pub const THROTTLE_THRESHOLD: f32 = 0.9;
+
+/// Creates a ring of `CAP` slots of `T` and returns its writer and a first reader, which
+/// starts at event 0.
+///
+/// `CAP` must be a power of two (a compile-time error otherwise). The slots are built
+/// straight on the heap: `channel::<PooledEvent<16384>, 4096>()` (64 MiB) never touches
+/// the stack.
+///
+/// ```
+/// let (mut writer, mut reader) = slotring::broadcast::channel::<[u64; 4], 8>();
+/// assert_eq!(writer.add([1, 2, 3, 4]), 0); // `add` returns the event's number
+/// assert_eq!(reader.try_next(), Ok([1, 2, 3, 4]));
+/// ```
+///
+/// ```compile_fail
+/// let _ = slotring::broadcast::channel::<u64, 1000>(); // not a power of two
+/// ```
+#[must_use]
+pub fn channel<T: Pod, const CAP: usize>() -> (Writer<T, CAP>, Reader<T, CAP>) {
+    const {
+        assert!(
+            CAP.is_power_of_two(),
+            "a broadcast ring's CAP must be a power of two"
+        );
+        assert!(
+            (CAP as u128) * (Slots::<T, CAP>::LINES as u128) * 64 <= isize::MAX as u128,
+            "a broadcast ring must fit the address space"
+        );
+    };
+    let shared = Arc::new(Shared {
+        cursor: Padded(AtomicU64::new(0)),
+        slots: Slots::new(),
+        registry: Registry::new(),
+        waiters: Waiters::new(),
+        closed: AtomicBool::new(false),
+    });
+    let reader = Reader::at(shared.clone(), 0);
+    let writer = Writer {
+        shared,
+        next: 0,
+        gate: None,
+        seen_version: 0,
+        _values: PhantomData,
+    };
+    (writer, reader)
+}
+
+/// What the writer and readers share.
+struct Shared<T, const CAP: usize> {
+    /// How many events are published (the next event's number).
+    cursor: Padded<AtomicU64>,
+    slots: Slots<T, CAP>,
+    registry: Registry,
+    waiters: Waiters,
+    /// Set once the writer is dropped, after its last publication.
+    closed: AtomicBool,
+}
+
+impl<T: Pod, const CAP: usize> Shared<T, CAP> {
+    /// The writer's published position.
+    #[inline]
+    fn published(&self) -> u64 {
+        // Acquire: pairs with the writer's Release store; everything up to that event is
+        // complete in its slot.
+        self.cursor.load(Ordering::Acquire)
+    }
+
+    /// `lag` events behind, as a fraction of the ring (capped at 1.0).
+    fn ratio(lag: u64) -> f32 {
+        (lag.min(CAP as u64) as f64 / CAP as f64) as f32
+    }
+}
+
+/// The writing end of a broadcast ring. There is exactly one; dropping it closes the
+/// ring (readers get [`TryReadError::Closed`] once they have read everything).
+pub struct Writer<T: Pod, const CAP: usize> {
+    shared: Arc<Shared<T, CAP>>,
+    /// The next event's number.
+    next: u64,
+    /// The lowest position of a reader holding the writer back, as last scanned.
+    gate: Option<u64>,
+    /// The registry version the gate was scanned at.
+    seen_version: u64,
+    _values: PhantomData<T>,
+}
+
+impl<T: Pod, const CAP: usize> Writer<T, CAP> {
+    /// The number of slots.
+    pub const CAPACITY: usize = CAP;
+
+    /// Publishes `value` as the next event and returns its number. Never blocks and never
+    /// allocates; overwrites the oldest event if the ring is full, so readers more than
+    /// `CAP` events behind are lapped (they get [`Lagged`]).
+    ///
+    /// ```
+    /// let (mut writer, mut reader) = slotring::broadcast::channel::<u32, 2>();
+    /// for i in 0..5 {
+    ///     writer.add(i);
+    /// }
+    /// let got: Vec<_> = reader.by_ref().collect();
+    /// assert_eq!(got[0], Err(slotring::broadcast::Lagged { missed: 4 }));
+    /// assert_eq!(got[1..], [Ok(4)]);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// After 2^62 events (over a century at a billion events a second).
+    #[inline]
+    pub fn add(&mut self, value: T) -> u64 {
+        self.publish(&value)
+    }
+
+    /// Publishes `value` unless that would overwrite an event that a reader holding the
+    /// writer back ([`Reader::hold_writer`]) has not read yet; then hands it back in
+    /// [`WouldLap`]. With no such reader it behaves like [`add`](Self::add).
+    ///
+    /// The check costs one load of a read-mostly word while the slowest holding reader
+    /// is known to be far enough ahead, and a scan of the holders' positions otherwise.
+    /// A reader that starts holding while this call runs may be lapped by it (it sees
+    /// [`Lagged`] as usual); it is respected from the next call on.
+    ///
+    /// ```
+    /// let (mut writer, mut reader) = slotring::broadcast::channel::<u32, 2>();
+    /// reader.hold_writer()?;
+    /// writer.try_add(1)?;
+    /// writer.try_add(2)?;
+    /// let refused = writer.try_add(3).unwrap_err(); // would overwrite event 0 (unread)
+    /// assert_eq!(refused.into_inner(), 3);
+    /// assert_eq!(reader.try_next(), Ok(1));
+    /// writer.try_add(3)?; // event 0 was read: its slot may be reused
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn try_add(&mut self, value: T) -> Result<u64, WouldLap<T>> {
+        let version = self.shared.registry.version();
+        if version != self.seen_version || self.blocked_by(self.gate) {
+            self.seen_version = version;
+            self.gate = self.shared.registry.min_position();
+            if let Some(slowest) = self.gate
+                && self.blocked_by(Some(slowest))
+            {
+                return Err(WouldLap::new(value, slowest));
+            }
+        }
+        Ok(self.publish(&value))
+    }
+
+    /// Whether publishing the next event would overwrite one a reader at `gate` has not
+    /// read yet.
+    #[inline]
+    fn blocked_by(&self, gate: Option<u64>) -> bool {
+        gate.is_some_and(|gate| self.next >= gate.saturating_add(CAP as u64))
+    }
+
+    #[inline]
+    fn publish(&mut self, value: &T) -> u64 {
+        let seq = self.next;
+        assert!(seq <= MAX_SEQ, "broadcast ring sequence numbers exhausted");
+        self.shared.slots.write(seq, value);
+        self.next = seq + 1;
+        // Release: pairs with the Acquire in `Shared::published`; readers use it for lag
+        // reports and ratios only, the slot's own word publishes the event.
+        self.shared.cursor.store(self.next, Ordering::Release);
+        self.shared.waiters.notify();
+        seq
+    }
+
+    /// A new reader that starts at the next event published (it sees nothing older).
+    ///
+    /// ```
+    /// let (mut writer, _first) = slotring::broadcast::channel::<u8, 4>();
+    /// writer.add(1);
+    /// let mut late = writer.subscribe();
+    /// writer.add(2);
+    /// assert_eq!(late.try_next(), Ok(2));
+    /// ```
+    #[must_use]
+    pub fn subscribe(&self) -> Reader<T, CAP> {
+        Reader::at(self.shared.clone(), self.next)
+    }
+
+    /// How many events have been published (the next event's number).
+    #[must_use]
+    pub fn position(&self) -> u64 {
+        self.next
+    }
+
+    /// The position (next event to read) of the slowest reader holding the writer back,
+    /// or `None` if no reader does. Scans the holders' entries.
+    ///
+    /// ```
+    /// let (mut writer, mut reader) = slotring::broadcast::channel::<u8, 4>();
+    /// assert_eq!(writer.slowest_reader(), None);
+    /// reader.hold_writer()?;
+    /// writer.add(1);
+    /// assert_eq!(writer.slowest_reader(), Some(0));
+    /// reader.try_next()?;
+    /// assert_eq!(writer.slowest_reader(), Some(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn slowest_reader(&self) -> Option<u64> {
+        self.shared.registry.min_position()
+    }
+
+    /// How far the slowest reader holding the writer back trails, as a fraction of the
+    /// ring: 0.0 when it has read everything (or no reader holds the writer back), 1.0
+    /// when one more [`try_add`](Self::try_add) would be refused.
+    #[must_use]
+    pub fn backpressure_ratio(&self) -> f32 {
+        let lag = self
+            .slowest_reader()
+            .map_or(0, |slowest| self.next.saturating_sub(slowest));
+        Shared::<T, CAP>::ratio(lag)
+    }
+
+    /// Whether [`backpressure_ratio`](Self::backpressure_ratio) is above
+    /// [`PRESSURE_THRESHOLD`] (0.8).
+    #[must_use]
+    pub fn is_under_pressure(&self) -> bool {
+        self.backpressure_ratio() > PRESSURE_THRESHOLD
+    }
+
+    /// Whether [`backpressure_ratio`](Self::backpressure_ratio) is at least
+    /// [`THROTTLE_THRESHOLD`] (0.9).
+    #[must_use]
+    pub fn should_throttle(&self) -> bool {
+        self.backpressure_ratio() >= THROTTLE_THRESHOLD
+    }
+}
+
+impl<T: Pod, const CAP: usize> Drop for Writer<T, CAP> {
+    fn drop(&mut self) {
+        // Release: pairs with the Acquire load in `Reader::closed`; every publication
+        // happens-before a reader's "closed" verdict, so it re-checks its slot after it.
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.waiters.notify_all();
+    }
+}
+
+impl<T: Pod, const CAP: usize> fmt::Debug for Writer<T, CAP> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Writer")
+            .field("capacity", &CAP)
+            .field("position", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A reading end of a broadcast ring: sees every event from its start position on, in
+/// order, exactly once, unless the writer laps it (then it is told how many it missed).
+///
+/// As an [`Iterator`] it yields `Ok(event)` or `Err(`[`Lagged`]`)` for what is available
+/// now and returns `None` when it has caught up; iterating again later continues.
+///
+/// Cloning makes an independent reader at the same position (it does not inherit
+/// [`hold_writer`](Self::hold_writer)).
+pub struct Reader<T: Pod, const CAP: usize> {
+    shared: Arc<Shared<T, CAP>>,
+    /// The next event to read.
+    next: u64,
+    /// The writer's position as last loaded: events below it are complete in their
+    /// slots (or overwritten), so they are read without polling the writer's cursor.
+    published: u64,
+    /// The registry entry, while this reader holds the writer back.
+    entry: Option<usize>,
+    _values: PhantomData<T>,
+}
+
+impl<T: Pod, const CAP: usize> Reader<T, CAP> {
+    fn at(shared: Arc<Shared<T, CAP>>, next: u64) -> Self {
+        Self {
+            shared,
+            next,
+            published: next,
+            entry: None,
+            _values: PhantomData,
+        }
+    }
+
+    /// The next event if it is published, without waiting.
+    ///
+    /// ```
+    /// use slotring::broadcast::{channel, TryReadError};
+    /// let (mut writer, mut reader) = channel::<u16, 4>();
+    /// assert_eq!(reader.try_next(), Err(TryReadError::Empty));
+    /// writer.add(7);
+    /// drop(writer);
+    /// assert_eq!(reader.try_next(), Ok(7)); // published events outlive the writer
+    /// assert_eq!(reader.try_next(), Err(TryReadError::Closed));
+    /// ```
+    pub fn try_next(&mut self) -> Result<T, TryReadError> {
+        match self.read() {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(Lagged { missed })) => Err(TryReadError::Lagged { missed }),
+            None if self.closed() => match self.read() {
+                // The writer published this event just before it went away.
+                Some(Ok(value)) => Ok(value),
+                Some(Err(Lagged { missed })) => Err(TryReadError::Lagged { missed }),
+                None => Err(TryReadError::Closed),
+            },
+            None => Err(TryReadError::Empty),
+        }
+    }
+
+    /// The next event, waiting up to `timeout` for it: spins briefly, then yields, then
+    /// parks until the writer publishes or goes away. `Duration::MAX` waits forever.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use slotring::broadcast::{channel, ReadError};
+    /// let (mut writer, mut reader) = channel::<u64, 8>();
+    /// let t = std::thread::spawn(move || {
+    ///     writer.add(42);
+    /// }); // the writer drops at the end of the thread
+    /// assert_eq!(reader.next_blocking(Duration::MAX), Ok(42));
+    /// assert_eq!(reader.next_blocking(Duration::MAX), Err(ReadError::Closed));
+    /// t.join().unwrap();
+    /// ```
+    pub fn next_blocking(&mut self, timeout: Duration) -> Result<T, ReadError> {
+        let mut deadline = None;
+        let mut polls = 0u32;
+        loop {
+            match self.try_next() {
+                Ok(value) => return Ok(value),
+                Err(TryReadError::Lagged { missed }) => return Err(ReadError::Lagged { missed }),
+                Err(TryReadError::Closed) => return Err(ReadError::Closed),
+                Err(TryReadError::Empty) => {}
+            }
+            if polls < SPINS {
+                polls += 1;
+                spin_loop();
+                continue;
+            }
+            // Only now read the clock: the fast path never does.
+            let end = *deadline.get_or_insert_with(|| Instant::now().checked_add(timeout));
+            if end.is_some_and(|end| Instant::now() >= end) {
+                return Err(ReadError::Timeout);
+            }
+            if polls < SPINS + YIELDS {
+                polls += 1;
+                yield_now();
+                continue;
+            }
+            let (shared, next) = (&self.shared, self.next);
+            shared.waiters.park(end, || {
+                // The writer stores its cursor and the closed flag before `notify`.
+                // Acquire: pairs with the Release store in the writer's drop.
+                shared.published() > next || shared.closed.load(Ordering::Acquire)
+            });
+        }
+    }
+
+    /// One read attempt: `None` if the next event is not published yet.
+    ///
+    /// A caught-up reader polls the writer's cursor, not the slot the writer is filling,
+    /// so the slot's cache lines move to the reader once, after the event is complete.
+    #[inline]
+    fn read(&mut self) -> Option<Result<T, Lagged>> {
+        if self.next >= self.published {
+            self.published = self.shared.published();
+            if self.next >= self.published {
+                return None;
+            }
+        }
+        match self.shared.slots.read(self.next) {
+            Read::Event(value) => {
+                self.advance_to(self.next + 1);
+                Some(Ok(value))
+            }
+            // Not reachable: the cursor (Acquire) showed the event complete. Treated as
+            // "nothing yet" all the same.
+            Read::NotYet => None,
+            Read::Lapped { newer } => {
+                // The slot holds event `newer >= next + CAP`, so events up to `newer - 1`
+                // are published and `newer - CAP` is overwritten. The writer may be
+                // writing `published` right now, which overwrites `published - CAP`:
+                // resume one past that, and never behind what the slot proved.
+                self.published = self.shared.published();
+                let oldest_safe = (self.published + 1).saturating_sub(CAP as u64);
+                let resume = oldest_safe.max(newer + 1 - CAP as u64);
+                let missed = resume - self.next;
+                self.advance_to(resume);
+                Some(Err(Lagged { missed }))
+            }
+        }
+    }
+
+    #[inline]
+    fn advance_to(&mut self, next: u64) {
+        self.next = next;
+        if let Some(entry) = self.entry {
+            self.shared.registry.update(entry, next);
+        }
+    }
+
+    fn closed(&self) -> bool {
+        // Acquire: pairs with the Release store in the writer's drop: after seeing it,
+        // a re-read of the slot sees the writer's last publication.
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// The next event number this reader will read.
+    #[must_use]
+    pub fn position(&self) -> u64 {
+        self.next
+    }
+
+    /// How many published events this reader has not read yet (more than `CAP` means it
+    /// has been lapped and will get [`Lagged`] next).
+    #[must_use]
+    pub fn lag(&self) -> u64 {
+        self.shared.published().saturating_sub(self.next)
+    }
+
+    /// How far this reader trails the writer, as a fraction of the ring: 0.0 when it has
+    /// read everything, 1.0 when the next event the writer adds laps it (or it already
+    /// has been lapped). Sequence numbers are 64 bits and never wrap, so the ratio is
+    /// right at any point in the stream.
+    ///
+    /// ```
+    /// let (mut writer, reader) = slotring::broadcast::channel::<u8, 8>();
+    /// for i in 0..6 {
+    ///     writer.add(i);
+    /// }
+    /// assert_eq!(reader.backpressure_ratio(), 0.75);
+    /// assert!(!reader.is_under_pressure());
+    /// writer.add(6);
+    /// assert!(reader.is_under_pressure() && !reader.should_throttle());
+    /// writer.add(7);
+    /// assert!(reader.should_throttle());
+    /// ```
+    #[must_use]
+    pub fn backpressure_ratio(&self) -> f32 {
+        Shared::<T, CAP>::ratio(self.lag())
+    }
+
+    /// Whether [`backpressure_ratio`](Self::backpressure_ratio) is above
+    /// [`PRESSURE_THRESHOLD`] (0.8).
+    #[must_use]
+    pub fn is_under_pressure(&self) -> bool {
+        self.backpressure_ratio() > PRESSURE_THRESHOLD
+    }
+
+    /// Whether [`backpressure_ratio`](Self::backpressure_ratio) is at least
+    /// [`THROTTLE_THRESHOLD`] (0.9).
+    #[must_use]
+    pub fn should_throttle(&self) -> bool {
+        self.backpressure_ratio() >= THROTTLE_THRESHOLD
+    }
+
+    /// Makes [`Writer::try_add`] refuse rather than lap this reader, until
+    /// [`release_writer`](Self::release_writer) or drop. [`Writer::add`] still overwrites.
+    /// Does nothing if this reader already holds the writer back.
+    ///
+    /// Each read then also publishes this reader's position (one store to its own cache
+    /// line). At most 64 readers can hold one writer back at a time.
+    ///
+    /// A reader leaked with `mem::forget` while holding keeps `try_add` refusing once the
+    /// ring is full: nothing can tell it from a slow reader.
+    pub fn hold_writer(&mut self) -> Result<(), TooManyHolders> {
+        if self.entry.is_none() {
+            self.entry = Some(
+                self.shared
+                    .registry
+                    .join(self.next)
+                    .ok_or(TooManyHolders { max: MAX_GATING })?,
+            );
+        }
+        Ok(())
+    }
+
+    /// Stops holding the writer back (see [`hold_writer`](Self::hold_writer)).
+    pub fn release_writer(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            self.shared.registry.leave(entry);
+        }
+    }
+
+    /// Whether this reader holds the writer back.
+    #[must_use]
+    pub fn holds_writer(&self) -> bool {
+        self.entry.is_some()
+    }
+
+    /// Whether the writer is gone. Events it published before can still be read.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.closed()
+    }
+}
+
+impl<T: Pod, const CAP: usize> Iterator for Reader<T, CAP> {
+    type Item = Result<T, Lagged>;
+
+    /// The next event, a [`Lagged`] report, or `None` when nothing new is published yet
+    /// (or the writer is gone and everything was read).
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.read()
+    }
+}
+
+impl<T: Pod, const CAP: usize> Clone for Reader<T, CAP> {
+    fn clone(&self) -> Self {
+        Self::at(self.shared.clone(), self.next)
+    }
+}
+
+impl<T: Pod, const CAP: usize> Drop for Reader<T, CAP> {
+    fn drop(&mut self) {
+        self.release_writer();
+    }
+}
+
+impl<T: Pod, const CAP: usize> fmt::Debug for Reader<T, CAP> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reader")
+            .field("capacity", &CAP)
+            .field("position", &self.next)
+            .field("holds_writer", &self.entry.is_some())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,508 @@
+//! The broadcast ring through its public API: ordering, lapping and lag counts, closing,
+//! backpressure, blocking reads, readers joining and leaving, and multi-threaded stress
+//! (1 writer, 3 readers, 10,000,000 events) with checksums.
+#![cfg(not(loom))]
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use slotring::PooledEvent;
+use slotring::broadcast::{
+    Lagged, ReadError, Reader, TooManyHolders, TryReadError, Writer, channel,
+};
+
+/// A 64-byte event: its number, then words derived from it, then a checksum of both.
+type Ev = [u64; 8];
+
+fn make(seq: u64) -> Ev {
+    let mut ev = [0u64; 8];
+    ev[0] = seq;
+    let mut x = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for word in &mut ev[1..7] {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *word = x;
+    }
+    ev[7] = checksum(&ev[..7]);
+    ev
+}
+
+fn checksum(words: &[u64]) -> u64 {
+    words.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &w| {
+        (h ^ w).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn verify(ev: &Ev) -> u64 {
+    assert_eq!(checksum(&ev[..7]), ev[7], "torn or corrupt event {}", ev[0]);
+    ev[0]
+}
+
+#[test]
+fn every_reader_sees_every_event_in_order() {
+    let (mut writer, mut a) = channel::<u64, 16>();
+    let mut b = a.clone();
+    for i in 0..10 {
+        assert_eq!(writer.add(i * 3), i);
+    }
+    let mut c = a.clone();
+    let from_a: Vec<_> = a.by_ref().map(Result::unwrap).collect();
+    assert_eq!(from_a, (0..10).map(|i| i * 3).collect::<Vec<_>>());
+    assert_eq!(a.next(), None, "a caught-up reader yields None");
+    writer.add(99);
+    assert_eq!(a.next(), Some(Ok(99)), "iteration resumes after new events");
+    let from_b: Vec<_> = b.by_ref().map(Result::unwrap).collect();
+    assert_eq!(from_b.len(), 11);
+    assert_eq!(c.try_next(), Ok(0), "a clone starts where its source was");
+    assert_eq!(a.position(), 11);
+    assert_eq!(c.position(), 1);
+}
+
+#[test]
+fn lapped_reader_is_told_exactly_how_many_it_missed() {
+    let (mut writer, mut reader) = channel::<u64, 4>();
+    for i in 0..10 {
+        writer.add(i);
+    }
+    assert_eq!(reader.lag(), 10);
+    // Events 0..=5 are overwritten; 6..=9 are still there. The reader resumes one past
+    // the event the writer would overwrite next, so it skips 7 and reads 7, 8, 9.
+    assert_eq!(reader.try_next(), Err(TryReadError::Lagged { missed: 7 }));
+    assert_eq!(reader.position(), 7);
+    assert_eq!(reader.by_ref().collect::<Vec<_>>(), [Ok(7), Ok(8), Ok(9)]);
+    // Lapped in the middle of reading: a second report, never a stale or torn value.
+    for i in 10..20 {
+        writer.add(i);
+    }
+    assert_eq!(reader.next(), Some(Err(Lagged { missed: 7 })));
+    assert_eq!(reader.next(), Some(Ok(17)));
+}
+
+#[test]
+fn received_plus_missed_equals_published() {
+    let (mut writer, mut reader) = channel::<u64, 8>();
+    let (mut received, mut missed, mut last) = (0u64, 0u64, None);
+    for round in 0..200u64 {
+        for _ in 0..(round % 23) {
+            writer.add(writer.position());
+        }
+        for item in reader.by_ref().take((round % 5) as usize) {
+            match item {
+                Ok(v) => {
+                    assert!(
+                        last.is_none_or(|l| v > l),
+                        "out of order: {v} after {last:?}"
+                    );
+                    assert_eq!(v, received + missed, "event number and count disagree");
+                    last = Some(v);
+                    received += 1;
+                }
+                Err(Lagged { missed: n }) => missed += n,
+            }
+        }
+    }
+    for item in reader.by_ref() {
+        match item {
+            Ok(_) => received += 1,
+            Err(Lagged { missed: n }) => missed += n,
+        }
+    }
+    assert_eq!(received + missed, writer.position());
+}
+
+#[test]
+fn closed_after_the_last_event_is_read() {
+    let (mut writer, mut reader) = channel::<u32, 4>();
+    let late = writer.subscribe();
+    writer.add(1);
+    writer.add(2);
+    assert!(!reader.is_closed());
+    drop(writer);
+    assert!(reader.is_closed());
+    assert_eq!(reader.try_next(), Ok(1));
+    assert_eq!(reader.next_blocking(Duration::from_secs(5)), Ok(2));
+    assert_eq!(reader.try_next(), Err(TryReadError::Closed));
+    assert_eq!(reader.next_blocking(Duration::MAX), Err(ReadError::Closed));
+    assert_eq!(reader.next(), None);
+    let mut late = late;
+    assert_eq!(
+        late.try_next(),
+        Ok(1),
+        "subscribed before event 1 was added"
+    );
+}
+
+#[test]
+fn subscribe_sees_only_later_events() {
+    let (mut writer, _first) = channel::<u8, 8>();
+    writer.add(1);
+    writer.add(2);
+    let mut late = writer.subscribe();
+    assert_eq!(late.try_next(), Err(TryReadError::Empty));
+    writer.add(3);
+    assert_eq!(late.try_next(), Ok(3));
+}
+
+#[test]
+fn try_add_refuses_to_lap_a_holding_reader_and_hands_the_value_back() {
+    let (mut writer, mut holder) = channel::<[u8; 3], 4>();
+    let mut free = holder.clone();
+    holder.hold_writer().unwrap();
+    assert!(holder.holds_writer() && !free.holds_writer());
+    for i in 0..4 {
+        assert_eq!(writer.try_add([i; 3]), Ok(u64::from(i)));
+    }
+    assert_eq!(writer.slowest_reader(), Some(0));
+    assert_eq!(writer.backpressure_ratio(), 1.0);
+    assert!(writer.should_throttle());
+    let refused = writer.try_add([9; 3]).unwrap_err();
+    assert_eq!(refused.slowest(), 0);
+    assert_eq!(
+        refused.into_inner(),
+        [9; 3],
+        "the refused value comes back whole"
+    );
+    assert_eq!(writer.position(), 4, "a refused event is not published");
+    assert_eq!(holder.try_next(), Ok([0; 3]));
+    assert_eq!(writer.try_add([4; 3]), Ok(4));
+    assert!(writer.try_add([5; 3]).is_err());
+    // `add` ignores holders: the free reader and the holder are both lapped by it.
+    writer.add([5; 3]);
+    writer.add([6; 3]);
+    assert_eq!(holder.try_next(), Err(TryReadError::Lagged { missed: 3 }));
+    assert_eq!(free.try_next(), Err(TryReadError::Lagged { missed: 4 }));
+    holder.release_writer();
+    assert_eq!(writer.slowest_reader(), None);
+    for i in 7..20 {
+        writer
+            .try_add([i; 3])
+            .expect("nobody holds the writer back any more");
+    }
+}
+
+#[test]
+fn dropped_and_idle_readers() {
+    let (mut writer, reader) = channel::<u64, 2>();
+    let mut holder = reader.clone();
+    holder.hold_writer().unwrap();
+    drop(holder);
+    assert_eq!(
+        writer.slowest_reader(),
+        None,
+        "a dropped holder leaves its entry"
+    );
+    // A plain reader that never reads again (as good as leaked) is invisible to the
+    // writer. (Not `mem::forget`: miri would report the leak.)
+    let idle = reader;
+    for i in 0..10 {
+        writer.try_add(i).unwrap();
+    }
+    let mut idle_holder = writer.subscribe();
+    idle_holder.hold_writer().unwrap();
+    writer.try_add(10).unwrap();
+    writer.try_add(11).unwrap();
+    assert!(
+        writer.try_add(12).is_err(),
+        "an idle holder keeps try_add refusing"
+    );
+    writer.add(12); // but never `add`
+    assert_eq!(writer.position(), 13);
+    drop((idle, idle_holder));
+    writer.try_add(13).unwrap();
+}
+
+#[test]
+fn at_most_64_holders() {
+    let (_writer, reader) = channel::<u64, 2>();
+    let mut holders: Vec<Reader<u64, 2>> = (0..64).map(|_| reader.clone()).collect();
+    for h in &mut holders {
+        h.hold_writer().unwrap();
+        h.hold_writer().unwrap(); // idempotent
+    }
+    let mut one_more = reader.clone();
+    assert_eq!(one_more.hold_writer(), Err(TooManyHolders { max: 64 }));
+    holders.pop();
+    assert_eq!(one_more.hold_writer(), Ok(()));
+}
+
+#[test]
+fn ratios_stay_right_after_many_wraps() {
+    let (mut writer, mut reader) = channel::<u32, 8>();
+    reader.hold_writer().unwrap();
+    for round in 0..50u32 {
+        for i in 0..6 {
+            writer.try_add(round * 8 + i).unwrap();
+        }
+        assert_eq!(reader.backpressure_ratio(), 0.75, "round {round}");
+        assert_eq!(writer.backpressure_ratio(), 0.75, "round {round}");
+        assert!(!reader.is_under_pressure() && !writer.is_under_pressure());
+        writer.try_add(0).unwrap();
+        assert!(reader.is_under_pressure() && !reader.should_throttle());
+        writer.try_add(0).unwrap();
+        assert!(reader.should_throttle() && writer.should_throttle());
+        assert_eq!(reader.by_ref().count(), 8);
+        assert_eq!(reader.backpressure_ratio(), 0.0);
+        assert_eq!(writer.backpressure_ratio(), 0.0);
+    }
+    assert_eq!(writer.position(), 400);
+}
+
+#[test]
+fn next_blocking_times_out_then_wakes_for_a_late_event() {
+    let (mut writer, mut reader) = channel::<u64, 8>();
+    let start = Instant::now();
+    assert_eq!(
+        reader.next_blocking(Duration::from_millis(30)),
+        Err(ReadError::Timeout)
+    );
+    assert!(start.elapsed() >= Duration::from_millis(30));
+    let t = thread::spawn(move || {
+        for i in 0..20 {
+            thread::sleep(Duration::from_millis(if cfg!(miri) { 1 } else { 5 }));
+            writer.add(i);
+        }
+    });
+    for i in 0..20 {
+        // Each wait is long enough that the reader parks before the event comes.
+        assert_eq!(reader.next_blocking(Duration::MAX), Ok(i));
+    }
+    assert_eq!(reader.next_blocking(Duration::MAX), Err(ReadError::Closed));
+    t.join().unwrap();
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "40,960 atomic words: minutes under miri; the stack is native"
+)]
+fn a_large_ring_is_built_on_the_heap() {
+    // 1024 events of 264 bytes (about 320 KiB of slots) built on a thread with a 64 KiB
+    // stack: no stack temporary of the ring's size.
+    let t = thread::Builder::new()
+        .stack_size(64 * 1024)
+        .spawn(|| {
+            let (mut writer, mut reader) = channel::<PooledEvent<256>, 1024>();
+            let ev = PooledEvent::<256>::new(&[0xAB; 200], 7).unwrap();
+            for _ in 0..3000 {
+                writer.add(ev);
+            }
+            assert_eq!(
+                reader.try_next(),
+                Err(TryReadError::Lagged {
+                    missed: 3000 - 1023
+                })
+            );
+            let got = reader.try_next().unwrap();
+            assert_eq!((got.payload(), got.event_type()), (&[0xAB; 200][..], 7));
+        })
+        .unwrap();
+    t.join().unwrap();
+}
+
+#[test]
+fn errors_display() {
+    assert_eq!(
+        Lagged { missed: 3 }.to_string(),
+        "reader lagged behind the writer and missed 3 events"
+    );
+    assert_eq!(TryReadError::Empty.to_string(), "no new event yet");
+    assert_eq!(
+        ReadError::Lagged { missed: 2 }.to_string(),
+        "reader lagged behind the writer and missed 2 events"
+    );
+    assert!(ReadError::Timeout.to_string().contains("timeout"));
+    let (mut writer, mut reader) = channel::<u8, 1>();
+    reader.hold_writer().unwrap();
+    writer.try_add(0).unwrap();
+    let err = writer.try_add(1).unwrap_err();
+    assert!(err.to_string().contains("event 0"));
+    assert!(format!("{err:?}").starts_with("WouldLap"));
+    assert!(format!("{writer:?}").contains("position: 1"));
+    assert!(format!("{reader:?}").contains("holds_writer: true"));
+    let _: &dyn std::error::Error = &err;
+    let _: &dyn std::error::Error = &TooManyHolders { max: 64 };
+}
+
+/// What one reader saw: events, lag reports, the sum of event numbers received.
+#[derive(Debug, Default)]
+struct Tally {
+    received: u64,
+    missed: u64,
+    lag_reports: u64,
+}
+
+/// Reads until the writer closes, checking order, gaps and checksums.
+fn drain_checked<const CAP: usize>(mut reader: Reader<Ev, CAP>, blocking: bool) -> Tally {
+    let mut tally = Tally::default();
+    let mut expect = reader.position();
+    loop {
+        let item = if blocking {
+            reader.next_blocking(Duration::MAX).map_err(|e| match e {
+                ReadError::Lagged { missed } => Some(missed),
+                ReadError::Closed => None,
+                ReadError::Timeout => unreachable!("no timeout was set"),
+            })
+        } else {
+            match reader.try_next() {
+                Err(TryReadError::Empty) => {
+                    thread::yield_now();
+                    continue;
+                }
+                other => other.map_err(|e| match e {
+                    TryReadError::Lagged { missed } => Some(missed),
+                    _ => None,
+                }),
+            }
+        };
+        match item {
+            Ok(ev) => {
+                let seq = verify(&ev);
+                assert_eq!(seq, expect, "event out of order or gap not reported");
+                expect += 1;
+                tally.received += 1;
+            }
+            Err(Some(missed)) => {
+                assert!(missed > 0, "a lag report of zero events");
+                expect += missed;
+                tally.missed += missed;
+                tally.lag_reports += 1;
+            }
+            Err(None) => break,
+        }
+    }
+    tally
+}
+
+fn stress<const CAP: usize>(events: u64, readers: usize, lossless: bool) -> Vec<Tally> {
+    let (mut writer, first): (Writer<Ev, CAP>, _) = channel();
+    let mut handles = Vec::new();
+    for i in 0..readers {
+        let mut reader = first.clone();
+        if lossless {
+            reader.hold_writer().unwrap();
+        }
+        handles.push(thread::spawn(move || drain_checked(reader, i % 2 == 0)));
+    }
+    drop(first);
+    for seq in 0..events {
+        let mut ev = make(seq);
+        if lossless {
+            loop {
+                match writer.try_add(ev) {
+                    Ok(s) => {
+                        assert_eq!(s, seq);
+                        break;
+                    }
+                    Err(refused) => {
+                        ev = refused.into_inner();
+                        thread::yield_now();
+                    }
+                }
+            }
+        } else {
+            assert_eq!(writer.add(ev), seq);
+        }
+    }
+    drop(writer);
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+const STRESS_EVENTS: u64 = 10_000_000;
+
+#[test]
+#[cfg_attr(miri, ignore = "ten million events are far too slow under miri")]
+fn stress_one_writer_three_readers_ten_million_events() {
+    for tally in stress::<1024>(STRESS_EVENTS, 3, false) {
+        assert_eq!(tally.received + tally.missed, STRESS_EVENTS, "{tally:?}");
+        assert!(tally.received > 0, "{tally:?}");
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "a million events are far too slow under miri")]
+fn stress_holding_readers_lose_nothing() {
+    for tally in stress::<256>(1_000_000, 3, true) {
+        assert_eq!(tally.received, 1_000_000, "{tally:?}");
+        assert_eq!(tally.lag_reports, 0, "{tally:?}");
+    }
+}
+
+#[test]
+fn stress_small_ring_laps_constantly_and_never_tears() {
+    let events = if cfg!(miri) { 300 } else { 300_000 };
+    let tallies = stress::<4>(events, 3, false);
+    for tally in &tallies {
+        assert_eq!(tally.received + tally.missed, events, "{tally:?}");
+    }
+}
+
+#[test]
+fn stress_small_holding_run() {
+    let events = if cfg!(miri) { 200 } else { 100_000 };
+    for tally in stress::<4>(events, 2, true) {
+        assert_eq!(tally.received, events, "{tally:?}");
+    }
+}
+
+#[test]
+fn readers_join_and_leave_mid_stream() {
+    let events: u64 = if cfg!(miri) { 300 } else { 200_000 };
+    let (mut writer, reader) = channel::<Ev, 64>();
+    let joiner = thread::spawn(move || {
+        let mut total = 0u64;
+        let mut current = reader;
+        for round in 0.. {
+            // A fresh reader from a clone, sometimes holding the writer back, reads a
+            // while, then leaves (dropped) while the writer keeps going.
+            let mut next = current.clone();
+            if round % 2 == 0 {
+                next.hold_writer().unwrap();
+            }
+            drop(current);
+            current = next;
+            for _ in 0..50 {
+                match current.next_blocking(Duration::MAX) {
+                    Ok(ev) => {
+                        verify(&ev);
+                        total += 1;
+                    }
+                    Err(ReadError::Lagged { .. }) => {}
+                    Err(ReadError::Closed) => return total,
+                    Err(ReadError::Timeout) => unreachable!(),
+                }
+            }
+        }
+        unreachable!()
+    });
+    for seq in 0..events {
+        let mut ev = make(seq);
+        while let Err(refused) = writer.try_add(ev) {
+            ev = refused.into_inner();
+            thread::yield_now();
+        }
+    }
+    drop(writer);
+    assert!(joiner.join().unwrap() > 0);
+}
+
+#[test]
+fn ends_move_between_threads() {
+    fn send<S: Send>() {}
+    fn sync<S: Sync>() {}
+    send::<Writer<PooledEvent<64>, 8>>();
+    send::<Reader<PooledEvent<64>, 8>>();
+    sync::<Writer<PooledEvent<64>, 8>>();
+    sync::<Reader<PooledEvent<64>, 8>>();
+    let (mut writer, mut reader) = channel::<u64, 8>();
+    let reader = thread::spawn(move || {
+        while reader.try_next() == Err(TryReadError::Empty) {
+            thread::yield_now();
+        }
+        reader
+    });
+    writer.add(1);
+    let mut reader = reader.join().unwrap();
+    assert_eq!(reader.position(), 1);
+    assert_eq!(reader.try_next(), Err(TryReadError::Empty));
+}
