@@ -344,8 +344,9 @@ impl Pool {
         Ok(NonNull::from(header))
     }
 
-    /// The header a token names, with the token's parked reference taken back.
-    pub(crate) fn take_token(&self, token: u64) -> Result<NonNull<SlotHeader>, TokenError> {
+    /// The header a token of this pool names (any life of it), and the token's
+    /// generation; `Foreign` for another pool's tag or an index out of range.
+    fn token_header(&self, token: u64) -> Result<(&SlotHeader, u32), TokenError> {
         let token = Token::decode(token);
         if token.tag != self.tag {
             return Err(TokenError::Foreign);
@@ -354,32 +355,31 @@ impl Pool {
             .headers
             .get(token.index as usize)
             .ok_or(TokenError::Foreign)?;
-        if header.take_raw(token.generation) {
+        Ok((header, token.generation))
+    }
+
+    /// The header a token names, with the token's parked reference taken back.
+    pub(crate) fn take_token(&self, token: u64) -> Result<NonNull<SlotHeader>, TokenError> {
+        let (header, generation) = self.token_header(token)?;
+        if header.take_raw(generation) {
             Ok(NonNull::from(header))
         } else {
-            Err(refusal(header, token.generation))
+            Err(refusal(header, generation))
         }
     }
 
     /// The header a token names, with a new strong reference for the caller; the
     /// token's parked reference stays parked.
     pub(crate) fn clone_token(&self, token: u64) -> Result<NonNull<SlotHeader>, TokenError> {
-        let token = Token::decode(token);
-        if token.tag != self.tag {
-            return Err(TokenError::Foreign);
-        }
-        let header = self
-            .headers
-            .get(token.index as usize)
-            .ok_or(TokenError::Foreign)?;
+        let (header, generation) = self.token_header(token)?;
         // The two steps are not one atomic action: a concurrent take of the token's last
         // hold may slip between them. The new reference is still sound (the CAS in
         // `try_acquire_strong` only succeeds on a live slot of the token's generation);
         // the token merely stops being usable, as the caller's own race implies.
-        if header.has_raw(token.generation) && header.try_acquire_strong(token.generation) {
+        if header.has_raw(generation) && header.try_acquire_strong(generation) {
             Ok(NonNull::from(header))
         } else {
-            Err(refusal(header, token.generation))
+            Err(refusal(header, generation))
         }
     }
 
