@@ -474,3 +474,21 @@ fn upgrades_race_releases_and_reuse() {
     assert_eq!(writer.stats().in_use(), 0, "a slot leaked");
     assert_eq!(reader.stats().attached, 2);
 }
+
+#[test]
+#[cfg(target_os = "linux")]
+#[cfg_attr(miri, ignore = "maps files")]
+fn create_allocates_the_whole_file() {
+    // A sparse file on a full tmpfs would raise SIGBUS on first touch of a payload page;
+    // `create` allocates every block up front so that shortage is an error instead.
+    use std::os::unix::fs::MetadataExt;
+    let seg = TempSegment::new("allocated");
+    let shm = ShmAllocator::create(&seg.0, ShmOptions::default().classes(&[(4096, 512)])).unwrap();
+    let meta = std::fs::metadata(&seg.0).unwrap();
+    assert!(
+        meta.blocks() * 512 >= shm.segment_size() as u64,
+        "{} bytes allocated of {}",
+        meta.blocks() * 512,
+        shm.segment_size()
+    );
+}

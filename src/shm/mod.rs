@@ -576,6 +576,30 @@ fn resolve(path: &Path) -> PathBuf {
     }
 }
 
+/// Allocates the blocks of a fresh segment file, so that a full file system (a tmpfs
+/// such as `/dev/shm` is often small in containers) fails `create` with an I/O error
+/// instead of raising `SIGBUS` when a process first touches a page of the mapping.
+#[cfg(target_os = "linux")]
+fn reserve(file: &File, len: usize) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let len =
+        libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::FileTooLarge))?;
+    // SAFETY: `posix_fallocate` takes a descriptor and two integers and touches no
+    // memory of ours; the descriptor is borrowed from `file`, open for writing.
+    match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) } {
+        0 => Ok(()),
+        // A file system that cannot preallocate: the file stays sparse, as elsewhere.
+        libc::EOPNOTSUPP | libc::EINVAL => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// Elsewhere the file stays sparse: its pages are allocated when first touched.
+#[cfg(not(target_os = "linux"))]
+fn reserve(_file: &File, _len: usize) -> io::Result<()> {
+    Ok(())
+}
+
 fn map(file: &File, len: usize) -> Result<(memmap2::MmapRaw, NonNull<u8>), ShmError> {
     let map = memmap2::MmapOptions::new().len(len).map_raw(file)?;
     let base = NonNull::new(map.as_mut_ptr()).ok_or(ShmError::Corrupted {
@@ -589,7 +613,10 @@ impl ShmAllocator {
     /// attaches to it.
     ///
     /// The file is written under a temporary name and moved into place complete, so a
-    /// concurrent [`open`](Self::open) sees either no file or a whole segment. It is
+    /// concurrent [`open`](Self::open) sees either no file or a whole segment. On Linux
+    /// its blocks are allocated up front (`posix_fallocate`), so a file system without
+    /// room for the whole segment fails here with an I/O error (`StorageFull`) rather
+    /// than with `SIGBUS` on a later access. It is
     /// created with mode 0600 (this user only) and stays until removed
     /// (`std::fs::remove_file`); processes attached to it keep working after removal.
     ///
@@ -623,6 +650,7 @@ impl ShmAllocator {
             .open(&tmp)?;
         let built = (|| {
             file.set_len(layout.total as u64)?;
+            reserve(&file, layout.total)?;
             let (map, base) = map(&file, layout.total)?;
             // SAFETY: a fresh mapping of a file we just created and sized (zero-filled,
             // page-aligned, `total` bytes), under a name nobody else opens; the mapping
@@ -888,8 +916,11 @@ pub struct ShmPtr {
 
 // SAFETY: the handle gives `&[u8]` into bytes that are immutable while any hold exists,
 // and its counters are atomics (the segment's and the attachment's), so it may move to
-// and be shared with any thread, like `Arc<[u8]>`.
+// and be shared with any thread, like `Arc<[u8]>`. It shares the attachment (`&Inner`)
+// and its last drop in this process may drop the attachment on any thread, which is
+// sound because `Inner` is `Send + Sync` (asserted below), as for `Arc<Inner>`.
 unsafe impl Send for ShmPtr {}
+static_assertions::assert_impl_all!(Inner: Send, Sync);
 // SAFETY: as for `Send`.
 unsafe impl Sync for ShmPtr {}
 

@@ -3,6 +3,8 @@
 
 use std::hash::{BuildHasher, Hasher};
 
+use crate::sync::{AtomicU64, Ordering};
+
 /// This process's id.
 pub(crate) fn current_pid() -> u32 {
     std::process::id()
@@ -63,6 +65,18 @@ pub(crate) fn random_id() -> u64 {
     if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
         h.write_u128(t.as_nanos());
     }
+    h.finish()
+}
+
+/// A random 64-bit value that differs from call to call (std's randomly keyed hasher,
+/// whose keys are random per process and move on with every use, fed a counter). Reads
+/// no clock, so it also runs under miri's isolation.
+pub(crate) fn nonce() -> u64 {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    // Relaxed: only uniqueness within this process matters; no memory is published.
+    h.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(current_pid());
     h.finish()
 }
 

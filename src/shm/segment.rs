@@ -22,9 +22,13 @@
 //!
 //! # Process table entry
 //!
-//! `owner` is 0 (free), `ATTACHED | pid` or `RECOVERING | pid of the recoverer`;
-//! `start` is the attached process's start time (0 if unknown), used to tell a reused
-//! pid from the original process.
+//! `owner` is 0 (free), `ATTACHED | nonce << 32 | pid` or
+//! `RECOVERING | nonce << 32 | pid of the recoverer`; `start` is the attached process's
+//! start time (0 if unknown), used to tell a reused pid from the original process. The
+//! nonce (24 random bits, new for every claim of the entry) makes each owner word name
+//! one claim: a recoverer that checked a dead owner and then compare-exchanges the word
+//! fails if the entry was freed and claimed again meanwhile, even by a process that got
+//! the same pid (without it, that recoverer would clear the new process's bits).
 
 use core::ptr::NonNull;
 
@@ -37,6 +41,14 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 const KIND_SHIFT: u32 = 56;
 const ATTACHED: u64 = 1 << KIND_SHIFT;
 const RECOVERING: u64 = 2 << KIND_SHIFT;
+const KIND_MASK: u64 = 0xFF << KIND_SHIFT;
+const NONCE_SHIFT: u32 = 32;
+const NONCE_MASK: u64 = (1 << (KIND_SHIFT - NONCE_SHIFT)) - 1;
+
+/// An owner word of `kind` for `pid`, with a fresh nonce (table entry docs above).
+fn owner_word(kind: u64, pid: u32) -> u64 {
+    kind | ((super::process::nonce() & NONCE_MASK) << NONCE_SHIFT) | u64::from(pid)
+}
 
 /// What a free-list walk reads for a link that points outside the class: the end of the
 /// list. The popped index is then refused as corrupted.
@@ -386,12 +398,13 @@ impl Segment {
 
     /// Claims a free process-table entry for `pid`; returns its index.
     pub(crate) fn attach(&self, pid: u32, start: u64) -> Option<u32> {
+        let word = owner_word(ATTACHED, pid);
         (0..self.layout.processes).find(|&entry| {
             let claimed = self
                 .owner(entry)
                 .compare_exchange(
                     0,
-                    ATTACHED | u64::from(pid),
+                    word,
                     // Acquire: pairs with the Release store of 0 in `detach` or at the
                     // end of a recovery, so the former occupant's cleared bits are
                     // visible before we hold anything under this entry's bit.
@@ -430,7 +443,7 @@ impl Segment {
             let pid = word as u32;
             // Relaxed: see `attach`.
             let start = self.start(entry).load(Ordering::Relaxed);
-            let dead = match word & !0xFFFF_FFFF {
+            let dead = match word & KIND_MASK {
                 ATTACHED => !alive(pid, start),
                 // A recoverer is checked by pid alone (its start is not recorded).
                 RECOVERING => !alive(pid, 0),
@@ -441,8 +454,10 @@ impl Segment {
             if !dead {
                 continue;
             }
-            let mine = RECOVERING | u64::from(me);
-            // Acquire: as in `attach`; only one recoverer wins each dead owner word.
+            let mine = owner_word(RECOVERING, me);
+            // Acquire: as in `attach`; only one recoverer wins each dead owner word, and
+            // it fails if the entry was freed and claimed again since we read `word`
+            // (the claim's nonce differs, even if its pid is the same).
             if owner
                 .compare_exchange(word, mine, Ordering::Acquire, Ordering::Relaxed)
                 .is_err()

@@ -493,3 +493,47 @@ fn recovery_races_with_live_upgrades() {
         assert_eq!(live.stats().in_use(), 0);
     }
 }
+
+#[test]
+fn recovery_does_not_take_a_reattached_pid_for_its_dead_predecessor() {
+    // A recoverer reads entry 0 as `ATTACHED | pid` of a dead process and checks it.
+    // Before its compare-exchange, another recoverer frees the entry and a new process
+    // that got the same pid attaches there. The stale recoverer must not take the new
+    // attachment for the dead one (the owner word alone named it by pid).
+    let block = create(&[(64, 4)], 2);
+    // SAFETY: the block outlives this view of the segment.
+    let seg = unsafe { Segment::open(block.ptr, block.layout.size()) }.unwrap();
+    let pid = 4242;
+    assert_eq!(seg.attach(pid, 7), Some(0));
+    let newcomer: std::cell::RefCell<Option<(ShmAllocator, ShmPtr)>> = Default::default();
+    let report = seg.recover(1, &|p, start| {
+        if p == pid && start == 7 && newcomer.borrow().is_none() {
+            // The other recoverer, then the new process with the reused pid.
+            assert_eq!(seg.recover(2, &|p, _| p != pid).processes, 1);
+            // SAFETY: the block outlives the segment (the attachment keeps an `Arc`).
+            let view = unsafe { Segment::open(block.ptr, block.layout.size()) }.unwrap();
+            let shm = Inner::attach(view, Memory::Heap(Arc::clone(&block)), None, pid, 9)
+                .map(|inner| ShmAllocator { inner })
+                .unwrap();
+            assert_eq!(shm.inner.entry, 0, "the new process reuses the entry");
+            let ev = shm.allocate(b"mine", 0).unwrap();
+            *newcomer.borrow_mut() = Some((shm, ev));
+        }
+        // The dead process (start 7) is gone; pid 4242 now has start 9.
+        !(p == pid && start == 7)
+    });
+    let (shm, ev) = newcomer.into_inner().expect("the race was staged");
+    let held = ShmPtr::process_count(&ev);
+    let attached = shm.stats().attached;
+    if held == 0 {
+        // Its hold was wrongly cleared; dropping the handle would trip a debug check.
+        core::mem::forget(ev);
+        core::mem::forget(shm);
+    } else {
+        assert_eq!(ev.payload(), b"mine");
+        drop((ev, shm));
+    }
+    assert_eq!(held, 1, "the live newcomer's hold was cleared");
+    assert_eq!(attached, 1, "the live newcomer's entry was freed");
+    assert_eq!(report.processes, 0, "the stale recoverer reclaimed nothing");
+}
