@@ -1,17 +1,22 @@
 //! Parking readers that ran out of events, and waking them from the writer.
 //!
-//! The writer pays one `SeqCst` fence and one load per event; it takes the mutex only
-//! when some reader parked since its last wake-up, and then wakes them all at once and
-//! resets the count, so a stream of events costs one wake-up per parking, not one per
-//! event. The protocol is the classic store-buffer (Dekker) handshake: a parking reader
-//! counts itself in, fences, and re-checks its slot; the writer publishes, fences, and
-//! reads the count. With both fences `SeqCst`, at least one side sees the other's store,
-//! so a reader never sleeps through an event.
+//! The writer pays one read-modify-write of the parked-reader count per event (on a line
+//! no reader touches unless it parks); it takes the mutex only when some reader parked
+//! since its last wake-up, and then wakes them all at once and resets the count, so a
+//! stream of events costs one wake-up per parking, not one per event.
+//!
+//! The handshake: a parking reader adds itself to the count with an AcqRel RMW and then
+//! re-checks its slot; the writer publishes and then reads the count with an AcqRel RMW
+//! (`fetch_add(0)`). RMWs of one location are totally ordered and each reads the latest
+//! value. If the writer's RMW comes later, it reads the reader's increment and wakes it.
+//! If it comes first, the reader's RMW reads from it (through the release sequence), so
+//! the writer's publication happens-before the reader's re-check, which sees the event
+//! and does not sleep. No `SeqCst` is needed, and loom checks the argument directly.
 
 use std::sync::PoisonError;
 use std::time::Instant;
 
-use crate::sync::{AtomicU32, Condvar, Mutex, Ordering, fence};
+use crate::sync::{AtomicU32, Condvar, Mutex, Ordering};
 
 /// The parked-reader count and what they sleep on.
 pub(super) struct Waiters {
@@ -36,11 +41,9 @@ impl Waiters {
     /// Wakes every parked reader, if any. Called by the writer after each publication.
     #[inline]
     pub(super) fn notify(&self) {
-        // SeqCst fence: orders the publication before the count load (the writer's half
-        // of the store-buffer handshake; the reader's fence in `park` is the other).
-        fence(Ordering::SeqCst);
-        // Relaxed: ordered by the fence above.
-        if self.count.load(Ordering::Relaxed) != 0 {
+        // AcqRel RMW: the writer's half of the handshake (module docs). Release hands the
+        // publication to a reader whose increment comes later in the count's order.
+        if self.count.fetch_add(0, Ordering::AcqRel) != 0 {
             self.notify_all();
         }
     }
@@ -65,11 +68,10 @@ impl Waiters {
     pub(super) fn park(&self, deadline: Option<Instant>, ready: impl Fn() -> bool) {
         let mut guard = self.wakeups.lock().unwrap_or_else(PoisonError::into_inner);
         let seen = *guard;
-        // Relaxed: the fence below orders it before the re-check.
-        self.count.fetch_add(1, Ordering::Relaxed);
-        // SeqCst fence: the reader's half of the handshake: either `ready()` sees the
-        // writer's publication, or the writer's count load sees this increment.
-        fence(Ordering::SeqCst);
+        // AcqRel RMW: the reader's half of the handshake (module docs): either the
+        // writer's later RMW reads this increment, or this Acquire reads from the
+        // writer's earlier Release RMW and `ready()` below sees its publication.
+        self.count.fetch_add(1, Ordering::AcqRel);
         if !ready() {
             guard = match deadline {
                 None => self
