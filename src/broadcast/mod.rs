@@ -57,8 +57,9 @@
 //! Readers keep their positions to themselves unless they hold the writer back: those
 //! publish it after each read in their own cache-padded entry, and the writer rescans the
 //! entries only when its cached minimum would stop it (or a reader started holding).
-//! Waking parked readers costs the writer one `SeqCst` fence and one load per event; it
-//! takes a lock only when some reader parked since its last wake-up.
+//! Waking parked readers costs the writer one read-modify-write of the parked count per
+//! event (no `SeqCst` fence); it takes a lock only when some reader parked since its last
+//! wake-up.
 
 mod error;
 mod registry;
