@@ -914,13 +914,13 @@ pub struct ShmPtr {
     class: u8,
 }
 
-// SAFETY: the handle gives `&[u8]` into bytes that are immutable while any hold exists,
-// and its counters are atomics (the segment's and the attachment's), so it may move to
-// and be shared with any thread, like `Arc<[u8]>`. It shares the attachment (`&Inner`)
-// and its last drop in this process may drop the attachment on any thread, which is
-// sound because `Inner` is `Send + Sync` (asserted below), as for `Arc<Inner>`.
-unsafe impl Send for ShmPtr {}
+// A handle's last drop in this process may drop the attachment on any thread, which is
+// sound because `Inner` is `Send + Sync`, as for `Arc<Inner>`.
 static_assertions::assert_impl_all!(Inner: Send, Sync);
+// SAFETY: the handle gives `&[u8]` into bytes that are immutable while any hold exists,
+// its counters are atomics, and the attachment it shares is `Send + Sync` (asserted
+// above): it may move to any thread, like `Arc<[u8]>`.
+unsafe impl Send for ShmPtr {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for ShmPtr {}
 

@@ -250,11 +250,9 @@ impl Segment {
         // `layout.total <= len` in every constructed segment (the probe's `total` is the
         // header size, which `open` checked first).
         assert!(offset % 4 == 0 && offset + 4 <= self.layout.total);
-        // SAFETY: in bounds (asserted, and `total <= len`; every offset comes from the
-        // validated layout) and
-        // 4-aligned (the base is 64-aligned, the offset a multiple of 4); the memory
-        // lives as long as `self` (constructor contract) and is only accessed
-        // atomically at this width by every process.
+        // SAFETY: in bounds (asserted; `total <= len`) and 4-aligned (64-aligned base,
+        // offset a multiple of 4); the memory lives as long as `self` (constructor
+        // contract) and every process accesses it only atomically, at this width.
         unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(offset).cast()) }
     }
 

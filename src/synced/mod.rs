@@ -515,11 +515,11 @@ impl<'m, T: Pod> LocalHandle<'m, T> {
             });
         }
         let buffer = self.state.write_buffer();
+        // Protocol step 1 (module docs): every reader of this segment (views of
+        // cycle - 2) arrived at the barrier this handle passed last, after dropping its
+        // view; `&mut self` rules out another reference from this handle.
         // SAFETY: segment `id` of the current write buffer is this handle's alone during
-        // its write phase (protocol step 1 in the module docs): only this handle writes
-        // it, and every reader of it (views of cycle - 2) arrived at the barrier this
-        // handle passed last, after dropping its view. `&mut self` rules out another
-        // reference from this handle.
+        // its write phase, by the protocol step above.
         let segment = unsafe { self.mem.storage.segment_mut(buffer, self.state.id) };
         segment[..values.len()].copy_from_slice(values);
         let stale = self.state.filled[buffer];
