@@ -5,10 +5,14 @@ use core::fmt;
 
 use crate::error::{AllocError, CapacityError, TokenError};
 use crate::event::{Event, PoolId};
-use crate::pool::{Pool, PoolOwner, Token};
+use crate::heap::HeapShared;
+use crate::pool::{Pool, PoolOwner};
 use crate::ptr::RingPtr;
-use crate::stats::{AllocatorStats, HeapCounters};
+use crate::slot::SlotHeader;
+use crate::stats::AllocatorStats;
 use crate::sync::Arc;
+use crate::token::{TAG_HEAP, Token, class_of_tag, class_tag};
+use core::ptr::NonNull;
 
 /// Default slots per pool, in [`PoolId::ALL`] order: XS 64 B x 2000, S 256 B x 1000,
 /// M 1 KiB x 300, L 4 KiB x 60, XL 16 KiB x 15 (about 1.2 MB of payload in all).
@@ -55,7 +59,7 @@ pub struct EventAllocator {
     pools: [PoolOwner; 5],
     spill: bool,
     heap_fallback: bool,
-    heap: Arc<HeapCounters>,
+    heap: Arc<HeapShared>,
 }
 
 impl EventAllocator {
@@ -164,7 +168,7 @@ impl EventAllocator {
             unsafe { Pool::unkeep(pool) };
             return Err(too_large);
         };
-        self.heap.note_allocation();
+        self.heap.counters.note_allocation();
         if let Some(pool) = spilled_from {
             self.pool(pool).note_spill();
         }
@@ -237,13 +241,27 @@ impl EventAllocator {
 
     /// Turns a token from [`RingPtr::into_raw`] back into a handle. Stale tokens (their
     /// slot was released), tokens already taken back and tokens this allocator did not
-    /// make are refused.
+    /// make are refused (a token of another allocator or pool is accepted with
+    /// probability at most 2^-32).
+    ///
+    /// ```
+    /// use slotring::{EventAllocator, RingPtr, TokenError};
+    /// let alloc = EventAllocator::new();
+    /// let token = RingPtr::into_raw(alloc.allocate(b"across FFI", 2)?).unwrap();
+    /// let ev = alloc.from_raw(token)?;
+    /// assert_eq!(ev.payload(), b"across FFI");
+    /// assert_eq!(alloc.from_raw(token).unwrap_err(), TokenError::Released);
+    ///
+    /// let other = EventAllocator::new();
+    /// let foreign = RingPtr::into_raw(other.allocate(b"elsewhere", 2)?).unwrap();
+    /// assert!(alloc.from_raw(foreign).is_err());
+    /// # drop(other.from_raw(foreign));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_raw(&self, token: u64) -> Result<RingPtr<Event>, TokenError> {
-        let pool =
-            PoolId::from_index(usize::from(Token::decode(token).tag)).ok_or(TokenError::Foreign)?;
-        let slot = self.pool(pool).take_token(token)?;
-        // SAFETY: `take_token` transferred the token's parked strong reference to us;
-        // the slot is a live byte event of this allocator.
+        let slot = self.resolve(token, Pool::take_token, HeapShared::take)?;
+        // SAFETY: `take_token` / the heap table transferred the token's parked strong
+        // reference to us; the slot is a live byte event of this allocator.
         Ok(unsafe { RingPtr::from_slot(slot) })
     }
 
@@ -263,20 +281,46 @@ impl EventAllocator {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn clone_raw(&self, token: u64) -> Result<RingPtr<Event>, TokenError> {
-        let pool =
-            PoolId::from_index(usize::from(Token::decode(token).tag)).ok_or(TokenError::Foreign)?;
-        let slot = self.pool(pool).clone_token(token)?;
-        // SAFETY: `clone_token` added a strong reference for us; the slot is a live byte
-        // event of this allocator.
+        let slot = self.resolve(token, Pool::clone_token, HeapShared::clone)?;
+        // SAFETY: `clone_token` / the heap table added a strong reference for us; the
+        // slot is a live byte event of this allocator.
         Ok(unsafe { RingPtr::from_slot(slot) })
     }
 
+    /// Sends a token to the pool or heap table its tag names.
+    fn resolve(
+        &self,
+        token: u64,
+        in_pool: fn(&Pool, u64) -> Result<NonNull<SlotHeader>, TokenError>,
+        on_heap: fn(&HeapShared, u64) -> Result<NonNull<SlotHeader>, TokenError>,
+    ) -> Result<NonNull<SlotHeader>, TokenError> {
+        let tag = Token::decode(token).tag;
+        if tag == TAG_HEAP {
+            return on_heap(&self.heap, token);
+        }
+        let class = class_of_tag(tag).ok_or(TokenError::Foreign)?;
+        in_pool(self.pool(class), token)
+    }
+
     /// A statistics snapshot of every pool and the heap fallback.
+    ///
+    /// It reads every slot's state word once, so its cost grows with the capacity: call
+    /// it for monitoring, not per event.
+    ///
+    /// ```
+    /// use slotring::{EventAllocator, PoolId};
+    /// let alloc = EventAllocator::new();
+    /// let _ev = alloc.allocate(b"counted", 0)?;
+    /// let stats = alloc.stats();
+    /// assert_eq!(stats.pool(PoolId::XS).in_use, 1);
+    /// assert_eq!(stats.total_in_use(), 1);
+    /// # Ok::<(), slotring::AllocError>(())
+    /// ```
     #[must_use]
     pub fn stats(&self) -> AllocatorStats {
         AllocatorStats {
             pools: PoolId::ALL.map(|pool| self.pool(pool).stats()),
-            heap: self.heap.snapshot(),
+            heap: self.heap.counters.snapshot(),
         }
     }
 
@@ -360,7 +404,7 @@ impl EventAllocatorBuilder {
     pub fn build(self) -> Result<EventAllocator, CapacityError> {
         let [xs, s, m, l, xl] = self.capacities;
         let make = |pool: PoolId, slots: usize| {
-            PoolOwner::new(pool.max_size(), slots, pool.index() as u8, Some(pool))
+            PoolOwner::new(pool.max_size(), slots, class_tag(pool), Some(pool))
         };
         Ok(EventAllocator {
             pools: [
@@ -372,7 +416,7 @@ impl EventAllocatorBuilder {
             ],
             spill: self.spill,
             heap_fallback: self.heap_fallback,
-            heap: Arc::new(HeapCounters::default()),
+            heap: Arc::new(HeapShared::new()),
         })
     }
 }

@@ -10,12 +10,22 @@
 //! magazine holds one of the pool's keepalive units, so the pool's storage (and the
 //! pointer identity the magazine is keyed on) outlives the binding. Slots in a magazine
 //! are free but not yet returned; they go back to the shared list when the magazine is
-//! rebound to another pool or its thread exits. Consequences, documented on the pool
-//! types:
+//! rebound to another pool or its thread exits.
 //!
-//! * up to `cache_limit` free slots per pool and thread are invisible to other threads
-//!   (the limit is an eighth of the pool, at most [`MAGAZINE`] slots), so a nearly full
-//!   pool may report exhaustion to one thread while another thread holds free slots;
+//! # The budget
+//!
+//! Idle threads must not hoard a pool: a thread pool whose workers each freed a few slots
+//! and went to sleep would otherwise keep them all. So a pool has a *budget* of cached
+//! slots, an eighth of its capacity for all threads together (`pool::cache_budget`).
+//! A magazine takes a share of it (its `limit`: a quarter of the budget, at most
+//! [`MAGAZINE`]) with one CAS when it binds, and gives it back when it unbinds; a thread
+//! that finds the budget spent does not cache that pool's slots at all (it releases to
+//! the shared list). The hot paths (take, keep) touch only the thread's own magazine.
+//! Consequences, documented on the pool types:
+//!
+//! * at most an eighth of a pool's slots are free but invisible to other threads, in all
+//!   magazines together, so a pool refuses only when it is exhausted or at most that
+//!   many of its free slots are cached elsewhere; a pool with no live slot always serves;
 //! * after a pool's owner is dropped, its storage is freed once every thread that cached
 //!   its slots has rebound that magazine or exited (releases into a closed pool bypass
 //!   the magazines, so no new slots are cached).
@@ -34,8 +44,11 @@ pub(crate) const WAYS: usize = 8;
 pub(crate) const MAGAZINE: usize = 32;
 
 struct Magazine {
-    /// The bound pool; the magazine owns one of its keepalive units.
+    /// The bound pool; the magazine owns one of its keepalive units and `limit` of its
+    /// cache credits.
     pool: Option<NonNull<Pool>>,
+    /// The most slots this magazine may hold: the credits it took from its pool.
+    limit: usize,
     len: usize,
     slots: [u32; MAGAZINE],
 }
@@ -43,17 +56,22 @@ struct Magazine {
 impl Magazine {
     const EMPTY: Magazine = Magazine {
         pool: None,
+        limit: 0,
         len: 0,
         slots: [0; MAGAZINE],
     };
 
-    /// Returns every cached slot to the pool and gives up the keepalive unit.
+    /// Returns every cached slot and the credits to the pool and gives up the keepalive
+    /// unit.
     fn unbind(&mut self) {
         if let Some(pool) = self.pool.take() {
             // SAFETY: the magazine's unit keeps the pool alive; the slots are free slots
             // of this pool that only this magazine holds.
             unsafe { Pool::return_slots(pool, &self.slots[..self.len]) };
             self.len = 0;
+            // SAFETY: the unit still keeps the pool alive.
+            unsafe { pool.as_ref() }.give_cache_credits(self.limit);
+            self.limit = 0;
             // SAFETY: we own this unit and drop the pointer with it.
             unsafe { Pool::unkeep(pool) };
         }
@@ -104,7 +122,7 @@ pub(crate) fn take(pool: *const Pool) -> Option<u32> {
 
 /// Runs `f` on this thread's magazine bound to `pool`, binding one first (and unbinding
 /// its previous pool) if there is none. `false` if the thread's cache is gone (thread
-/// exit) or busy (re-entered); `f` did not run then.
+/// exit) or busy (re-entered), or the pool's cache budget is spent; `f` did not run then.
 ///
 /// # Safety
 ///
@@ -121,6 +139,11 @@ unsafe fn with_magazine(pool: NonNull<Pool>, f: impl FnOnce(&mut Magazine)) -> b
             let way = match cache.magazines.iter().position(|m| m.pool == Some(pool)) {
                 Some(way) => way,
                 None => {
+                    // SAFETY: alive per the caller.
+                    let credits = unsafe { pool.as_ref() }.take_cache_credits();
+                    if credits == 0 {
+                        return false;
+                    }
                     let way = cache
                         .magazines
                         .iter()
@@ -132,6 +155,7 @@ unsafe fn with_magazine(pool: NonNull<Pool>, f: impl FnOnce(&mut Magazine)) -> b
                     // SAFETY: alive per the caller.
                     unsafe { Pool::keep(pool) };
                     magazine.pool = Some(pool);
+                    magazine.limit = credits;
                     way
                 }
             };
@@ -142,19 +166,19 @@ unsafe fn with_magazine(pool: NonNull<Pool>, f: impl FnOnce(&mut Magazine)) -> b
 }
 
 /// Keeps the just-released slot `index` of `pool` in this thread's magazines. Returns
-/// `false` if it could not (the thread is exiting, or re-entered); the caller then
-/// returns the slot to the pool itself.
+/// `false` if it could not (the thread is exiting, or re-entered, or the pool's cache
+/// budget is spent); the caller then returns the slot to the pool itself.
 ///
 /// # Safety
 ///
 /// `pool` must be alive and point to its allocation as [`with_magazine`] requires, and
 /// `index` must be a free slot of it that the caller alone holds and has not returned
-/// (so the slot keeps the pool alive during this call); `limit` must be between 1 and
-/// [`MAGAZINE`].
+/// (so the slot keeps the pool alive during this call).
 #[inline]
-pub(crate) unsafe fn keep(pool: NonNull<Pool>, index: u32, limit: usize) -> bool {
-    debug_assert!((1..=MAGAZINE).contains(&limit));
+pub(crate) unsafe fn keep(pool: NonNull<Pool>, index: u32) -> bool {
     let keep_slot = |magazine: &mut Magazine| {
+        let limit = magazine.limit;
+        debug_assert!((1..=MAGAZINE).contains(&limit));
         if magazine.len >= limit {
             let half = limit / 2;
             // SAFETY: the magazine's unit keeps the pool alive; the slots are free
@@ -170,18 +194,17 @@ pub(crate) unsafe fn keep(pool: NonNull<Pool>, index: u32, limit: usize) -> bool
 }
 
 /// Puts free slots of `pool` that the caller popped from the shared list in a batch into
-/// this thread's magazine, so the next allocations on this thread need no CAS. Returns
-/// `false` (having stored nothing) if the cache is gone or busy.
+/// this thread's magazine (as many as its limit allows; the rest go back to the shared
+/// list), so the next allocations on this thread need no CAS. Returns `false` (having
+/// stored nothing) if the cache is gone or busy, or the pool's budget is spent.
 ///
 /// # Safety
 ///
-/// As for [`keep`], for every slot in `slots`; `slots.len()` must be at most `limit`, and
-/// `limit` between 1 and [`MAGAZINE`].
+/// As for [`keep`], for every slot in `slots`.
 #[inline]
-pub(crate) unsafe fn stock(pool: NonNull<Pool>, slots: &[u32], limit: usize) -> bool {
-    debug_assert!(slots.len() <= limit && limit <= MAGAZINE);
+pub(crate) unsafe fn stock(pool: NonNull<Pool>, slots: &[u32]) -> bool {
     let stock_slots = |magazine: &mut Magazine| {
-        let room = limit.saturating_sub(magazine.len);
+        let room = magazine.limit.saturating_sub(magazine.len);
         let (kept, back) = slots.split_at(slots.len().min(room));
         magazine.slots[magazine.len..magazine.len + kept.len()].copy_from_slice(kept);
         magazine.len += kept.len();

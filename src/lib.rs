@@ -150,6 +150,7 @@ pub mod event;
 #[cfg(all(feature = "ffi", not(loom)))]
 pub mod ffi;
 mod free_list;
+mod heap;
 mod pool;
 pub mod ptr;
 pub mod ring;
@@ -159,6 +160,7 @@ mod slot;
 pub mod stats;
 pub(crate) mod sync;
 pub mod synced;
+mod token;
 
 pub use allocator::{DEFAULT_CAPACITIES, EventAllocator, EventAllocatorBuilder};
 pub use error::{AllocError, CapacityError, PoolFull, TokenError};

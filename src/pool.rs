@@ -31,11 +31,13 @@ use crate::cache;
 use crate::error::{CapacityError, TokenError};
 use crate::event::PoolId;
 use crate::free_list::FreeList;
+use crate::heap::HeapShared;
 use crate::slot::SlotHeader;
-use crate::stats::{HeapCounters, PoolStats};
+use crate::stats::PoolStats;
 use crate::sync::{
-    Arc, AtomicBool, AtomicU64, AtomicUsize, Ordering, abort_on_overflow, acquire_fence,
+    Arc, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, abort_on_overflow, acquire_fence,
 };
+use crate::token::{TAG_HEAP, Token, random_key};
 
 /// The most slots one pool may have: a token addresses a slot with 24 bits.
 pub(crate) const MAX_SLOTS: usize = (1 << 24) - 1;
@@ -50,52 +52,26 @@ const MAX_CACHED: usize = cache::MAGAZINE;
 #[cfg(loom)]
 const MAX_CACHED: usize = 0;
 
-/// Free slots of a pool of `capacity` one thread may keep: an eighth of the pool at most,
-/// so magazines cannot hoard it.
-#[cfg(not(loom))]
-const fn cache_limit(capacity: usize) -> usize {
-    let eighth = capacity / 8;
-    if eighth < MAX_CACHED {
-        eighth
-    } else {
+/// Free slots of a pool of `capacity` that all threads' magazines together may hold: an
+/// eighth of the pool. A pool with no live slot therefore always has at least 7/8 of its
+/// slots on the shared list (or never used), and a pool refuses only when at most this
+/// many of its free slots sit in other threads' magazines.
+pub(crate) const fn cache_budget(capacity: usize) -> usize {
+    if MAX_CACHED == 0 { 0 } else { capacity / 8 }
+}
+
+/// The most slots one magazine may take of a pool's budget: a quarter of it (so at least
+/// four threads get magazines), at least 1, at most [`MAX_CACHED`].
+const fn magazine_quota(budget: usize) -> usize {
+    let quarter = budget / 4;
+    if budget == 0 {
+        0
+    } else if quarter == 0 {
+        1
+    } else if quarter > MAX_CACHED {
         MAX_CACHED
-    }
-}
-
-/// No magazines under loom: its models explore the shared protocol.
-#[cfg(loom)]
-const fn cache_limit(_capacity: usize) -> usize {
-    0
-}
-
-/// Token `tag` of the typed [`RingBuffer`](crate::RingBuffer) pools.
-pub(crate) const TAG_RING: u8 = 0x40;
-/// Token `tag` of heap-fallback events (which have no tokens).
-pub(crate) const TAG_HEAP: u8 = 0xFF;
-
-/// A `u64` token: `generation << 32 | tag << 24 | index`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Token {
-    pub(crate) generation: u32,
-    pub(crate) tag: u8,
-    pub(crate) index: u32,
-}
-
-impl Token {
-    const INDEX_MASK: u64 = (1 << 24) - 1;
-
-    #[inline]
-    pub(crate) const fn encode(self) -> u64 {
-        ((self.generation as u64) << 32) | ((self.tag as u64) << 24) | self.index as u64
-    }
-
-    #[inline]
-    pub(crate) const fn decode(token: u64) -> Self {
-        Self {
-            generation: (token >> 32) as u32,
-            tag: (token >> 24) as u8,
-            index: (token & Self::INDEX_MASK) as u32,
-        }
+    } else {
+        quarter
     }
 }
 
@@ -123,13 +99,24 @@ pub(crate) struct Pool {
     block: Option<Block>,
     slot_size: usize,
     capacity: usize,
-    /// Free slots of this pool one thread may keep in its magazine (0: none).
+    /// Free slots of this pool one magazine may hold at most (0: no magazines).
     #[cfg_attr(loom, allow(dead_code))]
-    cache_limit: usize,
+    magazine_quota: usize,
+    /// What is left of the pool's budget of cached slots ([`cache_budget`]): a magazine
+    /// takes its share when it binds to the pool and gives it back when it unbinds, so
+    /// all magazines together never hold more than the budget.
+    #[cfg_attr(loom, allow(dead_code))]
+    cache_credits: AtomicUsize,
     tag: u8,
+    /// XORed into the generation of every token this pool issues (see `token.rs`).
+    key: u32,
     class: Option<PoolId>,
-    /// Heap-fallback events count themselves in their allocator's heap statistics.
-    heap: Option<Arc<HeapCounters>>,
+    /// Heap-fallback events count themselves in their allocator's heap statistics, and
+    /// park the holds of their tokens in its table.
+    heap: Option<Arc<HeapShared>>,
+    /// For a heap event: 1 + its entry in the allocator's token table, 0 for none. Read
+    /// and written only under that table's lock.
+    pub(crate) heap_entry: AtomicU32,
     /// Lets loom report a pool that is never freed (or freed twice).
     #[cfg(loom)]
     _track: crate::sync::Track<()>,
@@ -148,7 +135,7 @@ impl core::fmt::Debug for Pool {
 /// Where a new pool starts: owned (open free list) or an ownerless heap event.
 enum Start {
     Owned,
-    Ownerless(Arc<HeapCounters>),
+    Ownerless(Arc<HeapShared>),
 }
 
 impl Pool {
@@ -177,10 +164,10 @@ impl Pool {
         let bytes = stride.checked_mul(capacity).ok_or(too_many_bytes)?;
         let (data, block) = alloc_zeroed_block(bytes).ok_or(too_many_bytes)?;
 
-        let (free, returned, heap, cache_limit) = match start {
-            Start::Owned => (FreeList::new(), 0, None, cache_limit(capacity)),
+        let (free, returned, heap, budget) = match start {
+            Start::Owned => (FreeList::new(), 0, None, cache_budget(capacity)),
             // No owner will ever close it or add its share: start closed, share counted.
-            Start::Ownerless(counters) => (FreeList::new_closed(), 1, Some(counters), 0),
+            Start::Ownerless(shared) => (FreeList::new_closed(), 1, Some(shared), 0),
         };
         let closed = AtomicBool::new(free.is_closed());
         let pool = Box::new(Pool {
@@ -195,10 +182,13 @@ impl Pool {
             block,
             slot_size,
             capacity,
-            cache_limit,
+            magazine_quota: magazine_quota(budget),
+            cache_credits: AtomicUsize::new(budget),
             tag,
+            key: random_key(),
             class,
             heap,
+            heap_entry: AtomicU32::new(0),
             #[cfg(loom)]
             _track: crate::sync::Track::new(()),
         });
@@ -223,9 +213,9 @@ impl Pool {
     /// A closed, single-slot pool holding one heap-fallback event of `len` bytes.
     pub(crate) fn create_heap(
         len: usize,
-        counters: &Arc<HeapCounters>,
+        shared: &Arc<HeapShared>,
     ) -> Result<NonNull<Pool>, CapacityError> {
-        Self::create(len, 1, TAG_HEAP, None, Start::Ownerless(counters.clone()))
+        Self::create(len, 1, TAG_HEAP, None, Start::Ownerless(shared.clone()))
     }
 
     /// The number of slots.
@@ -240,16 +230,50 @@ impl Pool {
         self.class
     }
 
-    /// Whether this pool's slots can be turned into tokens.
+    /// The allocator state a heap event's pool shares (`None` for slot pools).
     #[inline]
-    pub(crate) fn has_tokens(&self) -> bool {
-        self.tag != TAG_HEAP
+    pub(crate) fn heap(&self) -> Option<&Arc<HeapShared>> {
+        self.heap.as_ref()
     }
 
-    /// This pool's token tag.
+    /// The token of `generation` of this pool's slot `index`.
     #[inline]
-    pub(crate) fn tag(&self) -> u8 {
-        self.tag
+    pub(crate) fn token(&self, generation: u32, index: u32) -> u64 {
+        Token::new(generation, self.key, self.tag, index).encode()
+    }
+
+    /// Takes up to [`magazine_quota`] slots' worth of this pool's cache budget for a
+    /// magazine that binds to it; 0 if none is left (the magazine then stays unbound).
+    #[cfg(not(loom))]
+    pub(crate) fn take_cache_credits(&self) -> usize {
+        if self.magazine_quota == 0 {
+            return 0;
+        }
+        // Relaxed (load and CAS): the credits are a count that publishes no memory; the
+        // slots a magazine caches are handed over by the slot protocol, not by this.
+        let mut left = self.cache_credits.load(Ordering::Relaxed);
+        loop {
+            let grant = left.min(self.magazine_quota);
+            if grant == 0 {
+                return 0;
+            }
+            match self.cache_credits.compare_exchange_weak(
+                left,
+                left - grant,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return grant,
+                Err(actual) => left = actual,
+            }
+        }
+    }
+
+    /// Gives back the credits a magazine took when it bound to this pool.
+    #[cfg(not(loom))]
+    pub(crate) fn give_cache_credits(&self, credits: usize) {
+        // Relaxed: a count, as in `take_cache_credits`.
+        self.cache_credits.fetch_add(credits, Ordering::Relaxed);
     }
 
     /// Claims a free slot for exclusive initialisation, or `None` if every slot is live.
@@ -260,14 +284,14 @@ impl Pool {
     #[inline]
     fn claim(&self) -> Option<&SlotHeader> {
         #[cfg(not(loom))]
-        if self.cache_limit > 0 {
+        if self.magazine_quota > 0 {
             if let Some(index) = cache::take(self) {
                 return Some(&self.headers[index as usize]);
             }
         }
         let links = |i: u32| &self.headers[i as usize].next_free;
         let mut batch = [0u32; MAX_CACHED / 2 + 1];
-        let wanted = (self.cache_limit / 2 + 1).min(batch.len());
+        let wanted = (self.magazine_quota / 2 + 1).min(batch.len());
         let taken = self.free.pop_many(links, &mut batch[..wanted]);
         if taken > 0 {
             let header = &self.headers[batch[0] as usize];
@@ -276,8 +300,8 @@ impl Pool {
                 // The header's back pointer has the pool allocation's provenance.
                 let pool = header.pool();
                 // SAFETY: the popped slots are free, unreturned and ours, so they keep
-                // the pool alive; `taken - 1 <= cache_limit / 2`.
-                let stocked = unsafe { cache::stock(pool, &batch[1..taken], self.cache_limit) };
+                // the pool alive.
+                let stocked = unsafe { cache::stock(pool, &batch[1..taken]) };
                 if !stocked {
                     // SAFETY: as above; the slots go back unused.
                     unsafe { Pool::return_slots(pool, &batch[1..taken]) };
@@ -345,7 +369,9 @@ impl Pool {
     }
 
     /// The header a token of this pool names (any life of it), and the token's
-    /// generation; `Foreign` for another pool's tag or an index out of range.
+    /// generation read with this pool's key; `Foreign` for another pool's tag or an index
+    /// out of range. (A token of another pool with the same tag decodes to a random
+    /// generation, which the slot refuses except with probability 2^-32.)
     fn token_header(&self, token: u64) -> Result<(&SlotHeader, u32), TokenError> {
         let token = Token::decode(token);
         if token.tag != self.tag {
@@ -355,7 +381,7 @@ impl Pool {
             .headers
             .get(token.index as usize)
             .ok_or(TokenError::Foreign)?;
-        Ok((header, token.generation))
+        Ok((header, token.generation(self.key)))
     }
 
     /// The header a token names, with the token's parked reference taken back.
@@ -372,10 +398,13 @@ impl Pool {
     /// token's parked reference stays parked.
     pub(crate) fn clone_token(&self, token: u64) -> Result<NonNull<SlotHeader>, TokenError> {
         let (header, generation) = self.token_header(token)?;
-        // The two steps are not one atomic action: a concurrent take of the token's last
-        // hold may slip between them. The new reference is still sound (the CAS in
-        // `try_acquire_strong` only succeeds on a live slot of the token's generation);
-        // the token merely stops being usable, as the caller's own race implies.
+        // The two steps are not one atomic action: a concurrent `from_raw` may take the
+        // token's last hold between them, and the taker's handle may then be dropped. The
+        // clone is still sound: `into_raw` set the slot's escaped flag before parking, and
+        // `has_raw` (Acquire) orders that flag before our CAS, so the taker's handle never
+        // takes the plain-store release or `get_mut` (slot.rs, "Every way a reference is
+        // made"); and the CAS only succeeds on a slot still live in the token's
+        // generation. If it wins, the clone linearises before the take.
         if header.has_raw(generation) && header.try_acquire_strong(generation) {
             Ok(NonNull::from(header))
         } else {
@@ -431,16 +460,16 @@ impl Pool {
         {
             let p = pool.as_ptr();
             // SAFETY: the pool is alive: the slot is neither pushed nor counted yet, so
-            // `returned` cannot reach `capacity + 1`. `cache_limit` is immutable.
-            let (limit, closed) = unsafe { ((*p).cache_limit, &(*p).closed) };
+            // `returned` cannot reach `capacity + 1`. `magazine_quota` is immutable.
+            let (quota, closed) = unsafe { ((*p).magazine_quota, &(*p).closed) };
             // A closed pool's slots bypass the magazines, so its storage is not held back.
             // Relaxed: only a hint. A release that misses a concurrent close parks the
             // slot in a magazine, which holds a keepalive unit of its own and hands the
             // slot back (counted, as the closed free list refuses it) when it flushes.
-            if limit > 0
+            if quota > 0
                 && !closed.load(Ordering::Relaxed)
                 // SAFETY: as above; the slot is free, unreturned and ours alone.
-                && unsafe { cache::keep(pool, index, limit) }
+                && unsafe { cache::keep(pool, index) }
             {
                 return;
             }
@@ -502,7 +531,7 @@ impl Pool {
             if let Some(heap) = unsafe { &(*p).heap } {
                 // A heap event is dead once its slot is back, even if weak handles keep
                 // its storage a while longer.
-                heap.note_free();
+                heap.counters.note_free();
             }
             // SAFETY: the unit was held by the slots and the owner, all now returned.
             unsafe { Pool::unkeep(pool) };
@@ -687,28 +716,18 @@ impl Drop for PoolOwner {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::Token;
+    use super::{cache_budget, magazine_quota};
 
     #[test]
-    fn token_round_trips() {
-        for t in [
-            Token {
-                generation: 0,
-                tag: 0,
-                index: 0,
-            },
-            Token {
-                generation: u32::MAX,
-                tag: 0xFF,
-                index: (1 << 24) - 1,
-            },
-            Token {
-                generation: 7,
-                tag: 0x40,
-                index: 12345,
-            },
-        ] {
-            assert_eq!(Token::decode(t.encode()), t);
+    fn budgets_and_quotas() {
+        assert_eq!(cache_budget(7), 0, "pools under 8 slots are never cached");
+        assert_eq!(magazine_quota(cache_budget(8)), 1);
+        assert_eq!(magazine_quota(cache_budget(64)), 2);
+        assert_eq!(magazine_quota(cache_budget(2000)), 32);
+        for capacity in [0, 1, 8, 15, 64, 300, 2000, 1 << 20] {
+            let budget = cache_budget(capacity);
+            assert!(budget * 8 <= capacity);
+            assert!(magazine_quota(budget) <= budget);
         }
     }
 }

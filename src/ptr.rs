@@ -7,7 +7,7 @@ use core::ops::Deref;
 use core::ptr::NonNull;
 
 use crate::event::{Event, PoolId};
-use crate::pool::{Pool, Token};
+use crate::pool::Pool;
 use crate::slot::SlotHeader;
 
 /// A shared handle to an event or value in a pool slot.
@@ -133,7 +133,7 @@ impl<T> RingPtr<T> {
     /// ```
     pub fn downgrade(this: &Self) -> WeakRingPtr<T> {
         let header = this.header();
-        header.mark_weak();
+        header.mark_escaped();
         // SAFETY: our strong reference keeps the pool alive.
         unsafe { Pool::keep(header.pool()) };
         WeakRingPtr {
@@ -147,8 +147,17 @@ impl<T> RingPtr<T> {
     /// its reference: send it through FFI, a pipe or an atomic, and turn it back with
     /// the allocator's or pool's `from_raw`. Each token is taken back at most once; a
     /// token whose slot was released meanwhile is refused, never turned into a handle.
+    /// Tokens of one pool are refused by every other pool and allocator (a foreign token
+    /// is accepted with probability at most 2^-32: tokens carry a random per-pool key).
+    /// No token is 0.
     ///
-    /// Heap-fallback events have no slot to name; they are handed back as `Err`.
+    /// Every event can become a token, heap-fallback events included: theirs name an
+    /// entry of their allocator's token table. `Err` hands the handle back only if that
+    /// table cannot grow (2^24 - 1 heap events with unused tokens at once, or no memory
+    /// for one more entry).
+    ///
+    /// Making a token marks the event as reachable from outside its handles, so
+    /// [`get_mut`](Self::get_mut) returns `None` for the rest of the event's life.
     ///
     /// A token that is never taken back leaks its slot (like `Arc::into_raw`).
     ///
@@ -159,32 +168,42 @@ impl<T> RingPtr<T> {
     /// let ev = alloc.from_raw(token)?;
     /// assert_eq!(ev.payload(), b"tok");
     /// assert!(alloc.from_raw(token).is_err(), "a token is taken back once");
+    ///
+    /// let big = alloc.allocate(&vec![7u8; 100_000], 1)?; // on the heap
+    /// let token = RingPtr::into_raw(big).unwrap();
+    /// assert_eq!(alloc.from_raw(token)?.len(), 100_000);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn into_raw(this: Self) -> Result<u64, Self> {
         let header = this.header();
         // SAFETY: the handle keeps the pool alive.
         let pool = unsafe { header.pool().as_ref() };
-        if !pool.has_tokens() {
-            return Err(this);
+        if let Some(heap) = pool.heap() {
+            // The table takes over our strong reference on success.
+            return match heap.park(this.slot, pool) {
+                Ok(token) => {
+                    core::mem::forget(this);
+                    Ok(token)
+                }
+                Err(()) => Err(this),
+            };
         }
         let generation = header.generation();
-        let token = Token {
-            generation,
-            tag: pool.tag(),
-            index: header.index(),
-        };
+        // Before the hold becomes visible to `clone_raw` (slot.rs, "Every way a
+        // reference is made").
+        header.mark_escaped();
         header.park_raw(generation);
+        let token = pool.token(generation, header.index());
         core::mem::forget(this);
-        Ok(token.encode())
+        Ok(token)
     }
 
     /// A mutable reference to the value if this is the only handle of any kind (no
-    /// other strong handle, no parked token) and no weak handle was made for this
-    /// event. Like `Arc::get_mut`, but more conservative about weak handles: once one was
-    /// made, `get_mut` returns `None` for the rest of the event's life, even after the
-    /// weak handle is gone (tracking that exactly would cost every release an extra
-    /// atomic read-modify-write).
+    /// other strong handle, no parked token) and neither a weak handle nor a token was
+    /// made for this event. Like `Arc::get_mut`, but more conservative: once a weak
+    /// handle or token was made, `get_mut` returns `None` for the rest of the event's
+    /// life, even after it is gone (tracking that exactly would cost every release an
+    /// extra atomic read-modify-write).
     ///
     /// ```
     /// use slotring::{RingBuffer, RingPtr};

@@ -4,9 +4,10 @@
 use core::fmt;
 
 use crate::error::{PoolFull, TokenError};
-use crate::pool::{CACHE_LINE, MAX_SLOTS, PoolOwner, TAG_RING};
+use crate::pool::{CACHE_LINE, MAX_SLOTS, PoolOwner};
 use crate::ptr::RingPtr;
 use crate::stats::PoolStats;
+use crate::token::TAG_RING;
 
 /// A fixed pool of `CAPACITY` slots of `SIZE` bytes each, handing out [`RingPtr<T>`]s.
 ///
@@ -93,7 +94,7 @@ impl<const SIZE: usize, const CAPACITY: usize> RingBuffer<SIZE, CAPACITY> {
 
     /// Turns a token from [`RingPtr::into_raw`] back into a handle. Stale tokens (their
     /// slot was released), tokens already taken back, and tokens of other pools are
-    /// refused. The slot's bytes are read as `T`; any `Pod` type that fits is valid, so a
+    /// refused (a token of another pool is accepted with probability at most 2^-32). The slot's bytes are read as `T`; any `Pod` type that fits is valid, so a
     /// token taken back as another type yields that type's view of the same bytes.
     ///
     /// ```

@@ -1,4 +1,4 @@
-//! The per-slot protocol: one state word (generation | weak flag | strong count), a
+//! The per-slot protocol: one state word (generation | escaped flag | strong count), a
 //! raw-hold word for `u64` tokens, and the rules for claiming, sharing and releasing a
 //! slot.
 //!
@@ -19,12 +19,37 @@
 //!   life sees a different generation and is refused.
 //! * Strong counts follow `Arc`: Relaxed increments from an existing handle, Release
 //!   decrements, an Acquire fence after the decrement that reaches zero.
-//! * The *weak flag* is set (for the rest of the slot's life) by the first downgrade.
-//!   A handle that reads `strong == 1` with the flag clear in one Acquire load is the only
-//!   reference of any kind, and no other can appear: clones, tokens and weak handles are
-//!   all made from an existing reference. Such a handle releases the slot with a plain
-//!   store instead of a read-modify-write ([`SlotState::release_strong`]), which makes the
-//!   common "allocate, pass on, drop" life free of locked instructions.
+//! * The *escaped flag* is set (for the rest of the slot's life) by the first
+//!   downgrade and by the first `into_raw`: from then on a reference can appear without
+//!   being cloned from a strong handle (a weak handle upgrades, a token is cloned by
+//!   `clone_raw`). A handle that reads `strong == 1` with the flag clear in one Acquire
+//!   load is the only reference of any kind, and no other can appear: with the flag
+//!   clear, every reference is cloned from an existing strong handle, and the reader
+//!   holds the only one. Such a handle releases the slot with a plain store instead of a
+//!   read-modify-write ([`SlotState::release_strong`]), and `get_mut` may hand out
+//!   `&mut` ([`SlotState::is_unique`]), which makes the common "allocate, pass on, drop"
+//!   life free of locked instructions.
+//!
+//! # Every way a reference is made, and why the flag covers it
+//!
+//! The plain-store release and `get_mut` rely on a global invariant: *while the escaped
+//! flag is clear, no reference appears except by cloning an existing strong handle*.
+//! Every API that makes a reference, and why it keeps the invariant (each has a loom
+//! model in `tests/loom_core.rs` or `tests/loom_tokens.rs`):
+//!
+//! | API | how it makes a reference | why the invariant holds |
+//! |---|---|---|
+//! | `allocate` / `alloc` | [`SlotState::activate`] on a free slot | the slot was free: no other reference of any kind exists |
+//! | `RingPtr::clone` | [`SlotState::acquire_strong`] | made from an existing strong handle |
+//! | `WeakRingPtr::upgrade` | [`SlotState::try_acquire_strong`] | `downgrade` set the flag first, while holding a strong handle |
+//! | `into_raw` / `from_raw` | [`SlotState::park_raw`] / [`SlotState::take_raw`] | a transfer: the parked hold *is* a strong reference; `into_raw` sets the flag anyway, for `clone_raw` |
+//! | `clone_raw` | [`SlotState::has_raw`] then [`SlotState::try_acquire_strong`] | `into_raw` set the flag before parking, and `has_raw` acquires the park, so the flag is in the word before the clone's CAS |
+//! | heap-event tokens | a strong reference held by the allocator's token table | clones are made from that held reference, under the table's lock |
+//!
+//! The flag is conservative: once a weak handle or a token was made, `get_mut` returns
+//! `None` and releases take the `fetch_sub` path for the rest of that life, even after the
+//! weak handle or token is gone (tracking that exactly would cost every release an extra
+//! read-modify-write).
 
 use core::ptr::NonNull;
 
@@ -34,11 +59,11 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering, abort_on_overflow, acquire_fen
 /// The largest strong or raw-hold count before the process aborts (as `Arc` does).
 ///
 /// Half of the 31-bit count field: even if every thread of a process incremented at once
-/// past this check, the count could not carry into the weak flag or the generation.
+/// past this check, the count could not carry into the escaped flag or the generation.
 pub(crate) const MAX_REFCOUNT: u32 = 1 << 30;
 
 /// A packed `generation << 32 | flag << 31 | count` word: the encoding of both the state
-/// word (flag = a weak handle was made in this life) and the raw-hold word (flag unused),
+/// word (flag = a weak handle or token was made in this life) and the raw-hold word (flag unused),
 /// in one place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Packed(u64);
@@ -63,9 +88,9 @@ impl Packed {
         (self.0 & Self::COUNT_MASK) as u32
     }
 
-    /// The state word's weak flag: a weak handle was made in this life.
+    /// The state word's escaped flag: a weak handle or a token was made in this life.
     #[inline]
-    pub(crate) const fn weak_flag(self) -> bool {
+    pub(crate) const fn escaped(self) -> bool {
         self.0 & Self::FLAG != 0
     }
 }
@@ -215,7 +240,7 @@ impl SlotState {
         let previous = Packed(self.state.load(Ordering::Relaxed));
         debug_assert_eq!(previous.count(), 0, "claimed a live slot");
         let generation = previous.generation().wrapping_add(1);
-        // A new life: one strong reference, weak flag clear.
+        // A new life: one strong reference, escaped flag clear.
         // Release: publishes the payload, `len` and `event_type` to every thread that
         // later Acquires this word (upgrade, from_raw) or a later RMW of its release
         // sequence (clones and drops are RMWs, so they continue the sequence).
@@ -266,7 +291,7 @@ impl SlotState {
         // every former holder (through the RMW chain on this word), so their reads
         // happen-before the slot's reuse; otherwise only a hint for the fast path.
         let current = Packed(self.state.load(Ordering::Acquire));
-        if current.count() == 1 && !current.weak_flag() {
+        if current.count() == 1 && !current.escaped() {
             // We are the only reference of any kind and none can appear (module docs),
             // so nobody else writes this word until the slot is claimed again.
             // Relaxed: the next claimer is ordered after us by the free list's
@@ -314,30 +339,38 @@ impl SlotState {
         }
     }
 
-    /// Whether the caller's strong reference is the only reference of any kind and no weak
-    /// handle was made in this life (so none can upgrade).
+    /// Whether the caller's strong reference is the only reference of any kind and no
+    /// weak handle or token was made in this life (so no reference can appear).
     #[inline]
     pub(crate) fn is_unique(&self) -> bool {
         // Acquire: pairs with the Release decrements of former holders, so their reads
         // happen-before the caller's writes through the unique reference. One load sees
-        // both the count and the weak flag, so no weak handle can slip in between two
-        // checks; while the caller holds `&mut` to its handle, no new reference can be
-        // made, so the answer stays true.
+        // both the count and the escaped flag, so no weak handle or token can slip in
+        // between two checks; while the caller holds `&mut` to its handle, no new
+        // reference can be made (module docs: with the flag clear, references are only
+        // cloned from strong handles, and the caller's is the only one), so the answer
+        // stays true.
         let current = Packed(self.state.load(Ordering::Acquire));
-        current.count() == 1 && !current.weak_flag()
+        current.count() == 1 && !current.escaped()
     }
 
-    /// Records that a weak handle exists in this life (the caller holds a strong one).
+    /// Records that a reference may from now on appear without being cloned from a strong
+    /// handle: a weak handle or a token exists in this life. The caller holds a strong
+    /// reference, and must call this *before* the weak handle or token can be used.
     #[inline]
-    pub(crate) fn mark_weak(&self) {
-        // Relaxed: the flag only has to be in the word's modification order before the
-        // caller's own later decrement, which coherence guarantees; any load that sees
-        // the caller's reference gone sees the flag too.
+    pub(crate) fn mark_escaped(&self) {
+        // Relaxed for the flag itself: it only has to be in the word's modification order
+        // before the caller's own later decrement (coherence guarantees that), and before
+        // any reference made through the escape hatch. An upgrade's CAS is ordered after
+        // it because the weak handle reached the upgrader from this thread; a token's
+        // `clone_raw` because `park_raw` (Release, after this in program order) is
+        // acquired by `has_raw` before the clone's CAS.
         self.state.fetch_or(Packed::FLAG, Ordering::Relaxed);
     }
 
     /// Parks one of the caller's strong references in the raw-hold word, to be taken
-    /// back by [`SlotHeader::take_raw`] with the same generation.
+    /// back by [`SlotState::take_raw`] with the same generation. The caller must have
+    /// called [`mark_escaped`](Self::mark_escaped) first (for `clone_raw`).
     #[inline]
     pub(crate) fn park_raw(&self, generation: u32) {
         // Relaxed: comparison value; the CAS below is Release.
@@ -368,12 +401,31 @@ impl SlotState {
     }
 
     /// Whether a strong reference of `generation` is parked (a token of it is unused).
+    ///
+    /// When `true`, everything the parking thread did before `park_raw` (its payload
+    /// writes through `get_mut`, and `mark_escaped`) happens-before the caller's next
+    /// steps, so a following [`try_acquire_strong`](Self::try_acquire_strong) is ordered
+    /// after the escaped flag.
     #[inline]
     pub(crate) fn has_raw(&self, generation: u32) -> bool {
-        // Relaxed: only a check; the caller's following `try_acquire_strong` CAS is what
-        // orders the payload before its reads.
-        let current = Packed(self.raw.load(Ordering::Relaxed));
-        current.generation() == generation && current.count() > 0
+        // Acquire: pairs with the Release CAS in `park_raw` (the raw word's RMWs form one
+        // release sequence), so the parker's payload writes and its `mark_escaped` are
+        // visible before the caller clones. A token may travel through a Relaxed atomic,
+        // so this is the only edge from the parker to the cloner.
+        let current = Packed(self.raw.load(Ordering::Acquire));
+        let holds = |p: Packed| p.generation() == generation && p.count() > 0;
+        holds(current) || holds(self.raw_latest())
+    }
+
+    /// The raw-hold word as of the latest write to it: a read-modify-write, which reads
+    /// the last value in the word's modification order where a plain load may read an
+    /// older one. A token can reach a thread faster than the park that made it (through
+    /// a Relaxed atomic, say); a refusal is only given after this confirms it. Cold: the
+    /// success paths never need it.
+    #[cold]
+    fn raw_latest(&self) -> Packed {
+        // Acquire: pairs with the Release in `park_raw`, as the loads it backs up do.
+        Packed(self.raw.fetch_add(0, Ordering::Acquire))
     }
 
     /// Takes back one parked strong reference of `generation`. `false` if there is none:
@@ -382,9 +434,16 @@ impl SlotState {
     pub(crate) fn take_raw(&self, generation: u32) -> bool {
         // Relaxed: comparison value; the successful CAS is Acquire.
         let mut current = Packed(self.raw.load(Ordering::Relaxed));
+        let mut confirmed = false;
         loop {
             if current.generation() != generation || current.count() == 0 {
-                return false;
+                if confirmed {
+                    return false;
+                }
+                // The load may predate the park (see `raw_latest`); confirm first.
+                current = self.raw_latest();
+                confirmed = true;
+                continue;
             }
             match self.raw.compare_exchange_weak(
                 current.0,
@@ -423,8 +482,8 @@ mod tests {
     fn count_increment_does_not_touch_generation_or_flag() {
         let p = Packed(Packed::new(9, 41).0 | Packed::FLAG);
         let q = Packed(p.0 + 1);
-        assert_eq!((q.generation(), q.count(), q.weak_flag()), (9, 42, true));
-        assert!(!Packed::new(9, 41).weak_flag());
+        assert_eq!((q.generation(), q.count(), q.escaped()), (9, 42, true));
+        assert!(!Packed::new(9, 41).escaped());
         assert!(super::MAX_REFCOUNT <= Packed::COUNT_MASK as u32 / 2 + 1);
     }
 }

@@ -262,12 +262,33 @@ fn tokens_round_trip_once_and_stale_tokens_are_refused() {
 }
 
 #[test]
-fn heap_events_have_no_token() {
+fn heap_events_have_tokens_too() {
     let alloc = EventAllocator::new();
     let big = alloc.allocate(&[9; 20_000], 1).unwrap();
-    let back = RingPtr::into_raw(big).unwrap_err();
-    assert_eq!(back.len(), 20_000);
+    let twin = big.clone();
+    let token = RingPtr::into_raw(big).expect("every event can become a token");
+    assert_ne!(token, 0);
+    assert_eq!(
+        RingPtr::into_raw(twin).unwrap(),
+        token,
+        "one event, one token"
+    );
+    let view = alloc.clone_raw(token).unwrap();
+    assert_eq!(view.len(), 20_000);
+    assert_eq!(RingPtr::strong_count(&view), 3);
+    let a = alloc.from_raw(token).unwrap();
+    let b = alloc.from_raw(token).unwrap();
+    assert_eq!(alloc.from_raw(token).unwrap_err(), TokenError::Released);
+    assert_eq!(alloc.clone_raw(token).unwrap_err(), TokenError::Released);
     assert_eq!(alloc.stats().heap.in_use, 1);
+    drop((a, b, view));
+    assert_eq!(alloc.stats().heap.in_use, 0);
+    // The entry is reused by the next heap event's token: the old one is stale.
+    let next = RingPtr::into_raw(alloc.allocate(&[1; 30_000], 2).unwrap()).unwrap();
+    assert_ne!(next, token);
+    assert_eq!(alloc.from_raw(token).unwrap_err(), TokenError::Stale);
+    assert_eq!(alloc.from_raw(next).unwrap().len(), 30_000);
+    assert_eq!(alloc.stats().heap.in_use, 0);
 }
 
 #[test]
@@ -300,14 +321,6 @@ fn get_mut_only_when_unique() {
     );
     drop(twin);
     assert!(RingPtr::get_mut(&mut ev).is_some());
-    let token = RingPtr::into_raw(ev.clone()).unwrap();
-    assert!(
-        RingPtr::get_mut(&mut ev).is_none(),
-        "a parked token is a reference"
-    );
-    drop(alloc.from_raw(token).unwrap());
-    assert!(RingPtr::get_mut(&mut ev).is_some());
-
     let weak = RingPtr::downgrade(&ev);
     assert!(
         RingPtr::get_mut(&mut ev).is_none(),
@@ -323,6 +336,17 @@ fn get_mut_only_when_unique() {
     assert!(
         RingPtr::get_mut(&mut next).is_some(),
         "a new life starts without the flag"
+    );
+    let token = RingPtr::into_raw(next.clone()).unwrap();
+    assert!(
+        RingPtr::get_mut(&mut next).is_none(),
+        "a parked token is a reference"
+    );
+    drop(alloc.from_raw(token).unwrap());
+    assert!(
+        RingPtr::get_mut(&mut next).is_none(),
+        "documented: once a token was made, get_mut stays None for this life \
+         (clone_raw could make a reference from it)"
     );
 }
 

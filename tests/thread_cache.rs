@@ -106,3 +106,119 @@ fn releases_after_the_owner_is_gone_bypass_the_magazine() {
     }
     drop(events); // returned straight to the closed pool; the last one frees it
 }
+
+/// Fewer threads under miri, which runs about a thousand times slower.
+const fn scaled(native: usize, miri: usize) -> usize {
+    if cfg!(miri) { miri } else { native }
+}
+
+/// Runs `workers` threads that each run `work`, then stay alive (idle, like a thread
+/// pool's workers) while `check` runs on this thread; then lets them exit.
+fn with_idle_workers(workers: usize, work: impl Fn() + Sync, check: impl FnOnce()) {
+    let ready = std::sync::Barrier::new(workers + 1);
+    let release = std::sync::Barrier::new(workers + 1);
+    thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    work();
+                    ready.wait();
+                    release.wait();
+                })
+            })
+            .collect();
+        ready.wait();
+        check();
+        release.wait();
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+}
+
+/// Issue 11, part 2: eight idle workers that each allocated and dropped once used to
+/// keep every slot of an 8-slot pool in their magazines, so `alloc` failed while
+/// `in_use == 0`. Now at most an eighth of a pool is cached in all magazines together.
+#[test]
+fn idle_workers_do_not_hoard_a_small_ring_buffer() {
+    let pool = RingBuffer::<64, 8>::new();
+    with_idle_workers(
+        8,
+        || drop(pool.alloc(1u64).unwrap()),
+        || {
+            assert_eq!(pool.stats().in_use, 0);
+            let got: Vec<_> = (0..8u64).map_while(|i| pool.alloc(i).ok()).collect();
+            assert!(
+                got.len() >= 7,
+                "idle magazines hoarded {} of 8",
+                8 - got.len()
+            );
+        },
+    );
+}
+
+/// The same with workers that each churn through bursts: the magazines together never
+/// hold more than capacity / 8 free slots.
+#[test]
+fn busy_then_idle_workers_hold_at_most_an_eighth_in_total() {
+    const CAPACITY: usize = 512;
+    let pool = RingBuffer::<64, CAPACITY>::new();
+    with_idle_workers(
+        scaled(24, 4),
+        || {
+            for _ in 0..3 {
+                let burst: Vec<_> = (0..40u64).map_while(|i| pool.alloc(i).ok()).collect();
+                drop(burst);
+            }
+        },
+        || {
+            assert_eq!(pool.stats().in_use, 0);
+            let got: Vec<_> = (0..CAPACITY as u64)
+                .map_while(|i| pool.alloc(i).ok())
+                .collect();
+            assert!(
+                got.len() >= CAPACITY - CAPACITY / 8,
+                "magazines hoarded {} of {CAPACITY}",
+                CAPACITY - got.len()
+            );
+        },
+    );
+}
+
+/// Every class of the default allocator: idle workers that allocated and dropped in
+/// that class leave at least 7/8 of it to others (before the budget, 15 idle workers
+/// pinned the whole XL class, and every XL event went to the heap).
+#[test]
+fn idle_workers_do_not_hoard_any_allocator_class() {
+    let alloc = EventAllocator::new();
+    for class in PoolId::ALL {
+        let capacity = alloc.capacity(class);
+        let len = class.max_size();
+        with_idle_workers(
+            scaled(16, 3),
+            || {
+                let burst: Vec<_> = (0..64)
+                    .map_while(|_| alloc.try_allocate_in(class, &vec![1; len], 0).ok())
+                    .collect();
+                drop(burst);
+            },
+            || {
+                assert_eq!(alloc.stats().total_in_use(), 0);
+                let payload = vec![2; len];
+                let got: Vec<_> = (0..capacity)
+                    .map_while(|_| alloc.try_allocate_in(class, &payload, 0).ok())
+                    .collect();
+                assert!(
+                    got.len() >= capacity - capacity / 8,
+                    "{class:?}: idle magazines hoarded {} of {capacity}",
+                    capacity - got.len()
+                );
+                drop(got);
+                // And with spilling on, an event of this class never goes to the heap.
+                let heap_before = alloc.stats().heap.allocations;
+                drop(alloc.allocate(&payload, 0).unwrap());
+                assert_eq!(alloc.stats().heap.allocations, heap_before, "{class:?}");
+            },
+        );
+    }
+}

@@ -9,7 +9,6 @@
 use core::ffi::{c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use super::heap_table::{HEAP_TABLE, HeapTable};
 use super::sink::{DeliverError, EventSink, SinkError, set_sink, take_sink, with_sink};
 use crate::allocator::{DEFAULT_CAPACITIES, EventAllocator};
 use crate::error::{AllocError, TokenError};
@@ -186,31 +185,21 @@ unsafe fn write_out<T>(out: *mut T, value: T) {
     }
 }
 
-/// Parks a handle's reference in a token: the slot's own token for pooled events, an
-/// entry of the heap table for heap events. Hands the event back if the table is full.
+/// Parks a handle's reference in a token (the slot's own token for pooled events, an
+/// entry of the allocator's heap-token table for heap events). Hands the event back if
+/// that table cannot grow.
 fn park(event: RingPtr<Event>) -> Result<u64, RingPtr<Event>> {
-    match RingPtr::into_raw(event) {
-        Ok(token) => Ok(token),
-        Err(event) => HEAP_TABLE.insert(event),
-    }
+    RingPtr::into_raw(event)
 }
 
 /// A new handle to the event `token` names; the token keeps its hold.
 fn peek(token: u64) -> Result<RingPtr<Event>, TokenError> {
-    if HeapTable::owns(token) {
-        HEAP_TABLE.get(token)
-    } else {
-        super::allocator().clone_raw(token)
-    }
+    super::allocator().clone_raw(token)
 }
 
 /// Takes one hold back from `token` as a handle.
 fn unpark(token: u64) -> Result<RingPtr<Event>, TokenError> {
-    if HeapTable::owns(token) {
-        HEAP_TABLE.take(token)
-    } else {
-        super::allocator().from_raw(token)
-    }
+    super::allocator().from_raw(token)
 }
 
 /// Copies `len` bytes at `data` into a slot of the right size class and delivers the
@@ -362,15 +351,11 @@ pub unsafe extern "C" fn slotring_event_clone(token: u64, out_token: *mut u64) -
         if out_token.is_null() {
             return Err(SlotringStatus::NullPointer);
         }
-        let clone = if HeapTable::owns(token) {
-            HEAP_TABLE.retain(token)?;
-            token
-        } else {
-            let event = super::allocator().clone_raw(token)?;
-            // A pooled event always has a token, so this is `Ok`; a heap event would be
-            // handed back, which the branch above rules out.
-            RingPtr::into_raw(event).map_err(|_| SlotringStatus::InvalidArgument)?
-        };
+        let event = peek(token)?;
+        // Every event of the allocator has a token; parking a second hold of an event
+        // that already has one reuses its token (or its heap-table entry), so this only
+        // fails if the heap table cannot grow, which an existing entry never needs.
+        let clone = park(event).map_err(|_| SlotringStatus::PoolExhausted)?;
         // SAFETY: `out_token` is non-null and valid for writes by the contract.
         unsafe { write_out(out_token, clone) };
         Ok(())

@@ -46,7 +46,6 @@
 //! ```
 
 mod c_api;
-mod heap_table;
 mod sink;
 
 use std::sync::OnceLock;
