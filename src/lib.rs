@@ -87,7 +87,7 @@
 //! # How it works
 //!
 //! Each slot has a 64-byte header holding one state word,
-//! `generation << 32 | weak flag << 31 | strong count`, and a token word; the payload
+//! `generation << 32 | escaped flag << 31 | strong count`, and a token word; the payload
 //! lives in a separate zeroed, cache-line-aligned block. Free slots sit on a lock-free
 //! Treiber stack whose head word carries an ABA tag, and each thread keeps a small
 //! magazine of slots it freed itself.
@@ -96,23 +96,31 @@
 //!   take a never-used slot), copy the bytes, then one Release store of
 //!   `(generation + 1, 1)` publishes payload and length.
 //! * **clone**: one Relaxed `fetch_add` (aborting on overflow past 2^30, as `Arc` does).
-//! * **drop**: a handle that sees itself as the only reference, with no weak handle ever
-//!   made, releases with a plain store; otherwise one Release `fetch_sub`, and the last
+//! * **drop**: a handle that sees itself as the only reference, with no weak handle or
+//!   token ever made in this life (the *escaped* flag), releases with a plain store;
+//!   otherwise one Release `fetch_sub`, and the last
 //!   one takes an Acquire fence (so every reader's last access happens-before the next
 //!   writer's first). The freed slot goes into this thread's magazine; a full magazine
 //!   returns half of itself to the shared list as one chain, in one CAS.
-//! * **upgrade** and **from_raw**: an Acquire compare-exchange that succeeds only if the
-//!   generation matches and the slot is still live.
+//! * **upgrade**, **from_raw** and **clone_raw**: an Acquire compare-exchange that
+//!   succeeds only if the generation matches and the slot is still live (for tokens, in
+//!   the slot's raw-hold word, which `into_raw` fills with a Release CAS).
+//! * **tokens**: `generation XOR pool key | tag | index`, with a random 32-bit key per
+//!   pool, so another pool accepts a token with probability at most 2^-32. Heap events
+//!   park their holds in an entry of their allocator's token table instead of a slot.
 //!
 //! So an allocate/drop pair on one thread executes no locked instruction at all, and no
 //! hot path allocates, locks or makes a system call; allocation cost does not depend on
 //! how full a pool is. Statistics are derived from the slots on demand, so the hot path
 //! keeps no shared counters.
 //!
-//! Magazines hold at most an eighth of a pool (32 slots) per thread; those slots are
-//! invisible to other threads until the magazine is rebound or its thread exits (joining
-//! a thread waits for that; the end of a `thread::scope` does not), so a nearly full pool
-//! can report exhaustion to one thread while another holds free slots.
+//! All magazines together hold at most an eighth of a pool: a magazine takes a share of
+//! the pool's budget (a quarter of it, at most 32 slots) when it binds, and a thread that
+//! finds the budget spent releases straight to the shared list. So a pool refuses (or
+//! spills) only when it is exhausted or at most an eighth of its slots are free in other
+//! threads' magazines, and a pool with no live slot always serves, however many idle
+//! threads have used it. Cached slots return when a magazine is rebound or its thread
+//! exits (joining a thread waits for that; the end of a `thread::scope` does not).
 //!
 //! # Guarantees
 //!
@@ -127,6 +135,9 @@
 //! * Generations are 32 bits: a weak handle or token that sleeps through exactly 2^32
 //!   reuses of its slot would be accepted again. Counts are 31 bits with an abort at
 //!   2^30.
+//! * Every event an allocator makes can become a token (heap events included); a token
+//!   of another pool or allocator is refused except with probability 2^-32; no token is
+//!   0. `clone_raw` racing `from_raw` and the last drop is modelled with loom.
 //! * After an allocator is dropped, its storage is freed when the last handle is gone
 //!   and every thread that cached its slots has exited or rebound that magazine (a thread
 //!   has eight); releases into a dropped allocator's pools bypass the magazines.
