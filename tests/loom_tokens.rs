@@ -94,9 +94,9 @@ fn clone_raw_races_from_raw_and_reuse() {
     });
 }
 
-/// `get_mut` on the taker's handle while a cloner holds `&`: the taker may not get
-/// `&mut` (a token was made in this life), so the write goes nowhere and the cloner's
-/// read is never concurrent with a write (loom's cell would report it).
+/// `get_mut` on the taker's handle while a cloner holds `&`: the taker must not get
+/// `&mut` while the clone reads (loom's cell reports a write concurrent with a read; a
+/// token was made in this life, so `get_mut` now always says no).
 #[test]
 fn clone_raw_races_get_mut_after_from_raw() {
     loom::model(|| {
@@ -109,7 +109,10 @@ fn clone_raw_races_get_mut_after_from_raw() {
             }
         });
         let mut owned = pool.from_raw::<u64>(token).unwrap();
-        assert!(RingPtr::get_mut(&mut owned).is_none(), "a token was made");
+        // Before the fix `get_mut` said yes here, and this write raced the clone's read.
+        if let Some(value) = RingPtr::get_mut(&mut owned) {
+            *value = 6;
+        }
         drop(owned);
         cloner.join().unwrap();
         assert_eq!(pool.stats().in_use, 0);
