@@ -26,7 +26,10 @@ fn get_mut_after_another_holder_drops() {
             assert_eq!(*mine, 2);
         }
         reader.join().unwrap();
-        assert!(RingPtr::get_mut(&mut mine).is_some(), "unique after the join");
+        assert!(
+            RingPtr::get_mut(&mut mine).is_some(),
+            "unique after the join"
+        );
     });
 }
 

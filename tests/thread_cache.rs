@@ -128,10 +128,14 @@ fn with_idle_workers(workers: usize, work: impl Fn() + Sync, check: impl FnOnce(
             })
             .collect();
         ready.wait();
-        check();
+        // Let the workers go even if the check fails, or the scope would wait forever.
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check));
         release.wait();
         for h in handles {
             h.join().unwrap();
+        }
+        if let Err(panic) = checked {
+            std::panic::resume_unwind(panic);
         }
     });
 }
