@@ -178,6 +178,10 @@ impl<T> RingPtr<T> {
         let header = this.header();
         // SAFETY: the handle keeps the pool alive.
         let pool = unsafe { header.pool().as_ref() };
+        // Before the hold becomes visible to `clone_raw` (slot.rs, "Every way a
+        // reference is made"). Heap events would not need it (their clones are made
+        // under the table's lock), but `get_mut` promises the same for every event.
+        header.mark_escaped();
         if let Some(heap) = pool.heap() {
             // The table takes over our strong reference on success.
             return match heap.park(this.slot, pool) {
@@ -189,9 +193,6 @@ impl<T> RingPtr<T> {
             };
         }
         let generation = header.generation();
-        // Before the hold becomes visible to `clone_raw` (slot.rs, "Every way a
-        // reference is made").
-        header.mark_escaped();
         header.park_raw(generation);
         let token = pool.token(generation, header.index());
         core::mem::forget(this);
