@@ -338,17 +338,54 @@ impl<T> Drop for RingPtr<T> {
     }
 }
 
-impl<T: SlotContent> fmt::Debug for RingPtr<T>
-where
-    T::Target: fmt::Debug,
-{
+/// How many payload bytes `RingPtr`'s `Debug` shows before it elides the rest.
+const DEBUG_PREFIX: usize = 16;
+
+impl<T: SlotContent> fmt::Debug for RingPtr<T> {
+    /// Bounded whatever the payload: pool, slot, generation, strong count, length, event
+    /// type (0 for typed values) and at most the first 16 payload bytes, escaped as ASCII
+    /// (`"hello\x00"`), with `...` when more follow.
+    ///
+    /// ```
+    /// use slotring::EventAllocator;
+    /// let alloc = EventAllocator::new();
+    /// let ev = alloc.allocate(&[b'a'; 1000], 7)?;
+    /// let text = format!("{ev:?}");
+    /// assert!(text.contains("len: 1000") && text.contains("event_type: 7"));
+    /// assert!(text.contains(r#"prefix: "aaaaaaaaaaaaaaaa...""#));
+    /// assert!(text.len() < 200);
+    /// # Ok::<(), slotring::AllocError>(())
+    /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        /// The escaped prefix, as a `Debug` value that writes without allocating.
+        struct Prefix<'a>(&'a [u8], bool);
+        impl fmt::Debug for Prefix<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(
+                    f,
+                    "\"{}{}\"",
+                    self.0.escape_ascii(),
+                    if self.1 { "..." } else { "" }
+                )
+            }
+        }
+
+        let header = self.header();
+        let len = header.len();
+        let shown = len.min(DEBUG_PREFIX);
+        // SAFETY: our strong reference keeps the slot live and its payload unwritten (as
+        // in `deref`); the payload's first `len` bytes are initialised: an event's bytes,
+        // or a `bytemuck::Pod` value of `len = size_of::<T>()` bytes, which has no
+        // padding. `shown <= len`.
+        let prefix = unsafe { core::slice::from_raw_parts(header.data().as_ptr(), shown) };
         f.debug_struct("RingPtr")
             .field("pool", &RingPtr::pool_id(self))
             .field("slot", &RingPtr::slot_index(self))
             .field("generation", &RingPtr::generation(self))
             .field("strong", &RingPtr::strong_count(self))
-            .field("value", &&**self)
+            .field("len", &len)
+            .field("event_type", &header.event_type())
+            .field("prefix", &Prefix(prefix, shown < len))
             .finish()
     }
 }
