@@ -74,6 +74,18 @@ impl<T> RingPtr<T> {
     }
 
     /// The number of strong handles (and parked tokens) to this slot.
+    ///
+    /// ```
+    /// use slotring::{EventAllocator, RingPtr};
+    /// let alloc = EventAllocator::new();
+    /// let ev = alloc.allocate(b"x", 0)?;
+    /// let twin = ev.clone();
+    /// assert_eq!(RingPtr::strong_count(&ev), 2);
+    /// let token = RingPtr::into_raw(twin).unwrap(); // a parked token still counts
+    /// assert_eq!(RingPtr::strong_count(&ev), 2);
+    /// # drop(alloc.from_raw(token)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn strong_count(this: &Self) -> usize {
@@ -97,6 +109,16 @@ impl<T> RingPtr<T> {
     }
 
     /// Whether two handles point to the same slot.
+    ///
+    /// ```
+    /// use slotring::{EventAllocator, RingPtr};
+    /// let alloc = EventAllocator::new();
+    /// let a = alloc.allocate(b"same bytes", 0)?;
+    /// let b = alloc.allocate(b"same bytes", 0)?;
+    /// assert!(a == b && !RingPtr::ptr_eq(&a, &b)); // equal values, two slots
+    /// assert!(RingPtr::ptr_eq(&a, &a.clone()));
+    /// # Ok::<(), slotring::AllocError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn ptr_eq(this: &Self, other: &Self) -> bool {
@@ -105,6 +127,16 @@ impl<T> RingPtr<T> {
 
     /// The allocator pool this slot belongs to; `None` for heap-fallback events and
     /// typed [`RingBuffer`](crate::RingBuffer) pools.
+    ///
+    /// ```
+    /// use slotring::{EventAllocator, PoolId, RingBuffer, RingPtr};
+    /// let alloc = EventAllocator::new();
+    /// assert_eq!(RingPtr::pool_id(&alloc.allocate(&[0; 100], 0)?), Some(PoolId::S));
+    /// assert_eq!(RingPtr::pool_id(&alloc.allocate(&[0; 20_000], 0)?), None); // heap
+    /// let typed = RingBuffer::<64, 4>::new();
+    /// assert_eq!(RingPtr::pool_id(&typed.alloc(1u64)?), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn pool_id(this: &Self) -> Option<PoolId> {
@@ -113,6 +145,16 @@ impl<T> RingPtr<T> {
     }
 
     /// The slot's index in its pool.
+    ///
+    /// ```
+    /// use slotring::{RingBuffer, RingPtr};
+    /// let pool = RingBuffer::<64, 4>::new();
+    /// let a = pool.alloc(1u64)?;
+    /// let b = pool.alloc(2u64)?;
+    /// assert_ne!(RingPtr::slot_index(&a), RingPtr::slot_index(&b));
+    /// assert!(RingPtr::slot_index(&a) < 4 && RingPtr::slot_index(&b) < 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn slot_index(this: &Self) -> usize {
@@ -216,6 +258,15 @@ impl<T> RingPtr<T> {
 
 impl RingPtr<Event> {
     /// The payload bytes.
+    ///
+    /// ```
+    /// use slotring::EventAllocator;
+    /// let alloc = EventAllocator::new();
+    /// let ev = alloc.allocate(b"bytes in place", 5)?;
+    /// assert_eq!(ev.payload(), b"bytes in place");
+    /// assert_eq!(ev.payload(), &ev[..]); // the same as dereferencing
+    /// # Ok::<(), slotring::AllocError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn payload(&self) -> &[u8] {
@@ -223,6 +274,13 @@ impl RingPtr<Event> {
     }
 
     /// The event type given at allocation.
+    ///
+    /// ```
+    /// use slotring::EventAllocator;
+    /// let alloc = EventAllocator::new();
+    /// assert_eq!(alloc.allocate(b"", 77)?.event_type(), 77);
+    /// # Ok::<(), slotring::AllocError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn event_type(&self) -> u32 {
@@ -417,6 +475,17 @@ where
 /// try), but not the slot: once the last [`RingPtr`] drops, the slot returns to its
 /// pool, its generation moves on at its next use, and [`upgrade`](Self::upgrade)
 /// returns `None` forever.
+///
+/// ```
+/// use slotring::{EventAllocator, RingPtr, WeakRingPtr};
+/// let alloc = EventAllocator::new();
+/// let ev = alloc.allocate(b"cached", 1)?;
+/// let weak: WeakRingPtr<_> = RingPtr::downgrade(&ev);
+/// let again = weak.upgrade().expect("ev is alive");
+/// drop((ev, again));
+/// assert!(weak.upgrade().is_none()); // never resurrects the slot
+/// # Ok::<(), slotring::AllocError>(())
+/// ```
 #[must_use]
 pub struct WeakRingPtr<T> {
     slot: NonNull<SlotHeader>,
@@ -439,6 +508,20 @@ impl<T> WeakRingPtr<T> {
 
     /// A strong handle if the slot is still live in the generation this weak handle was
     /// made in.
+    ///
+    /// ```
+    /// use slotring::{PoolId, EventAllocator, RingPtr};
+    /// let alloc = EventAllocator::builder().capacity(PoolId::XS, 1).build()?;
+    /// let ev = alloc.try_allocate(b"first life", 1)?;
+    /// let weak = RingPtr::downgrade(&ev);
+    /// assert_eq!(weak.upgrade().as_deref(), Some(&b"first life"[..]));
+    /// drop(ev);
+    /// // The only slot is reused for another event: the weak handle does not see it.
+    /// let other = alloc.try_allocate(b"second life", 2)?;
+    /// assert!(weak.upgrade().is_none());
+    /// # drop(other);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn upgrade(&self) -> Option<RingPtr<T>> {
@@ -452,6 +535,14 @@ impl<T> WeakRingPtr<T> {
     }
 
     /// The generation this weak handle belongs to.
+    ///
+    /// ```
+    /// use slotring::{EventAllocator, RingPtr};
+    /// let alloc = EventAllocator::new();
+    /// let ev = alloc.allocate(b"x", 0)?;
+    /// assert_eq!(RingPtr::downgrade(&ev).generation(), RingPtr::generation(&ev));
+    /// # Ok::<(), slotring::AllocError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn generation(&self) -> u32 {
@@ -459,6 +550,17 @@ impl<T> WeakRingPtr<T> {
     }
 
     /// Whether the slot is still live in this handle's generation (a snapshot).
+    ///
+    /// ```
+    /// use slotring::{EventAllocator, RingPtr};
+    /// let alloc = EventAllocator::new();
+    /// let ev = alloc.allocate(b"x", 0)?;
+    /// let weak = RingPtr::downgrade(&ev);
+    /// assert!(weak.is_live());
+    /// drop(ev);
+    /// assert!(!weak.is_live());
+    /// # Ok::<(), slotring::AllocError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn is_live(&self) -> bool {
