@@ -249,10 +249,11 @@ impl<T: Pod, const CAP: usize> Writer<T, CAP> {
         if version != self.seen_version || self.blocked_by(self.gate) {
             self.seen_version = version;
             self.gate = self.shared.registry.min_position();
-            if let Some(slowest) = self.gate
-                && self.blocked_by(Some(slowest))
-            {
-                return Err(WouldLap::new(value, slowest));
+            // Nested rather than a let chain: those need Rust 1.88, the MSRV is 1.85.
+            if let Some(slowest) = self.gate {
+                if self.blocked_by(Some(slowest)) {
+                    return Err(WouldLap::new(value, slowest));
+                }
             }
         }
         Ok(self.publish(&value))
