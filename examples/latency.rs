@@ -33,7 +33,8 @@ options:
                       (default 48; at most 16384)
   --iterations N      operations per repetition of each single-thread workload
                       (default 2000000; the thread workloads move N/4 events)
-  --repetitions N     repetitions per workload; the median is reported (default 5)
+  --repetitions N     repetitions per workload; the median, minimum and maximum
+                      are reported (default 5)
   --threads N         consumer threads in the fan-out workload (default 2)
   --out PATH          where to write the Markdown table (default target/latency.md)
   --update-readme     also replace the table between the markers
