@@ -3,17 +3,21 @@
 //! the alternative's ns/op, their ratio, and the atomic floor: one uncontended
 //! `fetch_add` + `fetch_sub` pair) and writes it as Markdown to `target/latency.md`.
 //!
-//! Run: `cargo run --release --example latency` (a few seconds), or `-- --help`.
-//! Every number is the median of several repetitions; the ratio is slotring divided by
-//! the alternative, so below 1.0 means slotring is faster.
+//! Run: `cargo run --release --example latency`, or `-- --help`. The table's header
+//! names the build profile, the repetitions, the machine, the date and how long the run
+//! took. Every number is the median of several repetitions, with their minimum and
+//! maximum; the ratio is slotring's median divided by the alternative's, so below 1.0
+//! means slotring is faster. `-- --update-readme` (release builds only) also writes the
+//! table into README.md between its `latency-table` markers.
 
 use std::hint::black_box;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use crossbeam_channel::bounded;
 use slotring::{EventAllocator, PoolId, RingBuffer, RingPtr};
@@ -29,9 +33,14 @@ options:
                       (default 48; at most 16384)
   --iterations N      operations per repetition of each single-thread workload
                       (default 2000000; the thread workloads move N/4 events)
-  --repetitions N     repetitions per workload; the median is reported (default 5)
+  --repetitions N     repetitions per workload; the median, minimum and maximum
+                      are reported (default 5)
   --threads N         consumer threads in the fan-out workload (default 2)
   --out PATH          where to write the Markdown table (default target/latency.md)
+  --update-readme     also replace the table between the markers
+                      <!-- latency-table:start --> and <!-- latency-table:end --> in
+                      README.md (release builds only)
+  --readme PATH       the README that --update-readme rewrites (default: the crate's)
   -h, --help          this text
 ";
 
@@ -41,7 +50,13 @@ struct Options {
     repetitions: usize,
     threads: usize,
     out: PathBuf,
+    update_readme: bool,
+    readme: PathBuf,
 }
+
+/// The markers around the generated table in README.md (tests/readme.rs reads them too).
+const START_MARKER: &str = "<!-- latency-table:start -->";
+const END_MARKER: &str = "<!-- latency-table:end -->";
 
 fn parse() -> Result<Option<Options>, String> {
     let mut o = Options {
@@ -50,6 +65,8 @@ fn parse() -> Result<Option<Options>, String> {
         repetitions: 5,
         threads: 2,
         out: PathBuf::from("target/latency.md"),
+        update_readme: false,
+        readme: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -61,6 +78,8 @@ fn parse() -> Result<Option<Options>, String> {
             "--repetitions" => o.repetitions = number(&value("--repetitions")?)?,
             "--threads" => o.threads = number(&value("--threads")?)?,
             "--out" => o.out = PathBuf::from(value("--out")?),
+            "--update-readme" => o.update_readme = true,
+            "--readme" => o.readme = PathBuf::from(value("--readme")?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -75,6 +94,13 @@ fn parse() -> Result<Option<Options>, String> {
             "--iterations must be at least 100, --repetitions and --threads at least 1".into(),
         );
     }
+    if o.update_readme && cfg!(debug_assertions) {
+        return Err(
+            "--update-readme needs a release build: a debug build's numbers are not \
+                    representative (run `cargo run --release --example latency -- --update-readme`)"
+                .into(),
+        );
+    }
     Ok(Some(o))
 }
 
@@ -84,8 +110,17 @@ fn number(text: &str) -> Result<usize, String> {
         .map_err(|_| format!("{text:?} is not a whole number"))
 }
 
-/// Median nanoseconds per operation of `run(n)`, which performs `n` operations.
-fn median_ns(o: &Options, n: u64, mut run: impl FnMut(u64)) -> f64 {
+/// Nanoseconds per operation over the repetitions of one workload.
+#[derive(Clone, Copy, Default)]
+struct Spread {
+    min: f64,
+    median: f64,
+    max: f64,
+}
+
+/// Nanoseconds per operation of `run(n)`, which performs `n` operations: median,
+/// minimum and maximum over the repetitions.
+fn median_ns(o: &Options, n: u64, mut run: impl FnMut(u64)) -> Spread {
     run(n / 10 + 1); // warm-up: pools, magazines, caches
     let mut samples: Vec<f64> = (0..o.repetitions)
         .map(|_| {
@@ -95,17 +130,21 @@ fn median_ns(o: &Options, n: u64, mut run: impl FnMut(u64)) -> f64 {
         })
         .collect();
     samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
+    Spread {
+        min: samples[0],
+        median: samples[samples.len() / 2],
+        max: samples[samples.len() - 1],
+    }
 }
 
 struct Row {
     workload: String,
-    ours: f64,
+    ours: Spread,
     alternative: &'static str,
-    theirs: f64,
+    theirs: Spread,
 }
 
-fn alloc_read_drop(o: &Options, alloc: &EventAllocator, len: usize) -> [f64; 3] {
+fn alloc_read_drop(o: &Options, alloc: &EventAllocator, len: usize) -> [Spread; 3] {
     let payload = vec![0x5Au8; len];
     let ours = median_ns(o, o.iterations, |n| {
         for _ in 0..n {
@@ -130,7 +169,7 @@ fn alloc_read_drop(o: &Options, alloc: &EventAllocator, len: usize) -> [f64; 3] 
 
 /// Events per second through a bounded channel from a producer to a consumer that
 /// drops them, reported as ns per event.
-fn cross_thread<T: Send + 'static>(o: &Options, make: impl Fn() -> T + Sync) -> f64 {
+fn cross_thread<T: Send + 'static>(o: &Options, make: impl Fn() -> T + Sync) -> Spread {
     median_ns(o, o.iterations / 4, |n| {
         let (tx, rx) = bounded::<T>(1024);
         thread::scope(|s| {
@@ -148,7 +187,7 @@ fn cross_thread<T: Send + 'static>(o: &Options, make: impl Fn() -> T + Sync) -> 
 }
 
 /// One event cloned to `threads` consumers, each of which reads and drops it.
-fn fan_out<T: Clone + Send + 'static>(o: &Options, make: impl Fn() -> T + Sync) -> f64 {
+fn fan_out<T: Clone + Send + 'static>(o: &Options, make: impl Fn() -> T + Sync) -> Spread {
     median_ns(o, o.iterations / 4, |n| {
         let channels: Vec<_> = (0..o.threads).map(|_| bounded::<T>(1024)).collect();
         thread::scope(|s| {
@@ -184,9 +223,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let started = Instant::now();
     let alloc = EventAllocator::new();
     let mut rows = Vec::new();
-    let progress = |what: &str| eprint!("\r\x1b[2Kmeasuring {what} ...");
+    // Rewrite one status line on a terminal; plain lines into pipes and CI logs.
+    let terminal = std::io::stderr().is_terminal();
+    let progress = |what: &str| {
+        if terminal {
+            eprint!("\r\x1b[2Kmeasuring {what} ...");
+        } else {
+            eprintln!("measuring {what} ...");
+        }
+    };
 
     progress("the atomic floor");
     let counter = AtomicUsize::new(0);
@@ -268,7 +316,7 @@ fn main() -> ExitCode {
 
     let class = PoolId::for_len(o.size).expect("checked in parse");
     let capacity = alloc.capacity(class);
-    let mut occupancy = [0.0; 3];
+    let mut occupancy = [Spread::default(); 3];
     for (i, percent) in [0usize, 50, 99].into_iter().enumerate() {
         progress(&format!("occupancy {percent} %"));
         let held: Vec<_> = (0..capacity * percent / 100)
@@ -330,9 +378,11 @@ fn main() -> ExitCode {
         alternative: "Box<[u64; 8]>",
         theirs,
     });
-    eprint!("\r\x1b[2K");
+    if terminal {
+        eprint!("\r\x1b[2K");
+    }
 
-    let table = render(&o, floor, &rows, &alloc);
+    let table = render(&o, floor, &rows, &alloc, started.elapsed().as_secs());
     print!("{table}");
     if let Some(dir) = o.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         if let Err(err) = std::fs::create_dir_all(dir) {
@@ -345,6 +395,13 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     eprintln!("written to {}", o.out.display());
+    if o.update_readme {
+        if let Err(err) = update_readme(&o.readme, &table) {
+            eprintln!("latency: cannot update {}: {err}", o.readme.display());
+            return ExitCode::FAILURE;
+        }
+        eprintln!("table replaced in {}", o.readme.display());
+    }
     if alloc.stats().total_in_use() != 0 {
         eprintln!("latency: events leaked: {:?}", alloc.stats());
         return ExitCode::FAILURE;
@@ -352,16 +409,58 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn render(o: &Options, floor: f64, rows: &[Row], alloc: &EventAllocator) -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+/// Replaces what lies between the markers in the README with `table`.
+fn update_readme(path: &std::path::Path, table: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let start = text
+        .find(START_MARKER)
+        .ok_or(format!("no {START_MARKER} line"))?
+        + START_MARKER.len();
+    let end = text[start..]
+        .find(END_MARKER)
+        .ok_or(format!("no {END_MARKER} after {START_MARKER}"))?
+        + start;
+    let updated = format!("{}\n\n{}\n{}", &text[..start], table, &text[end..]);
+    std::fs::write(path, updated).map_err(|e| e.to_string())
+}
+
+/// The CPU model from /proc/cpuinfo (Linux; "unknown CPU" elsewhere).
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {
             info.lines()
-                .find(|l| l.starts_with("model name"))
+                .find(|l| l.starts_with("model name") || l.starts_with("Model"))
                 .and_then(|l| l.split(':').nth(1))
                 .map(|m| m.trim().to_string())
         })
-        .unwrap_or_else(|| "unknown CPU".into());
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// Today's date and time in UTC, `YYYY-MM-DD HH:MM UTC`, from the system clock.
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (H. Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60
+    )
+}
+
+fn render(o: &Options, floor: Spread, rows: &[Row], alloc: &EventAllocator, took: u64) -> String {
     let cores = thread::available_parallelism().map_or(0, |n| n.get());
     let build = if cfg!(debug_assertions) {
         "debug build (not representative)"
@@ -369,27 +468,43 @@ fn render(o: &Options, floor: f64, rows: &[Row], alloc: &EventAllocator) -> Stri
         "release build"
     };
     let mut out = format!(
-        "slotring latency report: {cpu}, {cores} cores, {build}; median of {} runs, \
-         {} ops each; payload {} B where not stated\n\n",
-        o.repetitions, o.iterations, o.size
+        "slotring latency report: {build}; {} runs of {} ops per workload (median, min, max); \
+         machine: {}, {cores} cores; date: {}; the run took {took} s; payload {} B where not \
+         stated\n\n",
+        o.repetitions,
+        o.iterations,
+        cpu_model(),
+        utc_now(),
+        o.size
     );
-    out.push_str("| workload | slotring ns/op | alternative | alternative ns/op | ratio | atomic floor ns |\n");
-    out.push_str("|---|---:|---|---:|---:|---:|\n");
+    out.push_str(
+        "| workload | slotring ns/op | slotring min-max | alternative | alternative ns/op \
+         | alternative min-max | ratio | atomic floor ns |\n",
+    );
+    out.push_str("|---|---:|---:|---|---:|---:|---:|---:|\n");
     for r in rows {
         out.push_str(&format!(
-            "| {} | {:.1} | {} | {:.1} | {:.2} | {:.1} |\n",
+            "| {} | {:.1} | {:.1}-{:.1} | {} | {:.1} | {:.1}-{:.1} | {:.2} | {:.1} |\n",
             r.workload,
-            r.ours,
+            r.ours.median,
+            r.ours.min,
+            r.ours.max,
             r.alternative,
-            r.theirs,
-            r.ours / r.theirs,
-            floor
+            r.theirs.median,
+            r.theirs.min,
+            r.theirs.max,
+            r.ours.median / r.theirs.median,
+            floor.median
         ));
     }
     let stats = alloc.stats();
     out.push_str(&format!(
-        "\nratio = slotring / alternative (below 1.0: slotring is faster). Atomic floor: one \
-         uncontended fetch_add + fetch_sub pair. Events still live at the end: {}.\n",
+        "\nns/op: median of the runs; min-max: the fastest and slowest run. ratio = slotring / \
+         alternative, of the medians (below 1.0: slotring is faster). Atomic floor: one \
+         uncontended fetch_add + fetch_sub pair (median; {:.1}-{:.1} over the runs). Events \
+         still live at the end: {}.\n",
+        floor.min,
+        floor.max,
         stats.total_in_use()
     ));
     out

@@ -64,6 +64,17 @@ pub struct PoolFull<T>(pub T);
 
 impl<T> PoolFull<T> {
     /// Hands back the value that could not be stored.
+    ///
+    /// ```
+    /// use slotring::RingBuffer;
+    /// let pool = RingBuffer::<64, 1>::new();
+    /// let _held = pool.alloc([1u32; 16])?;
+    /// match pool.alloc([2u32; 16]) {
+    ///     Ok(_) => unreachable!("the only slot is held"),
+    ///     Err(full) => assert_eq!(full.into_inner(), [2; 16]), // nothing was lost
+    /// }
+    /// # Ok::<(), slotring::PoolFull<[u32; 16]>>(())
+    /// ```
     #[inline]
     pub fn into_inner(self) -> T {
         self.0
@@ -85,6 +96,18 @@ impl<T> fmt::Display for PoolFull<T> {
 impl<T> std::error::Error for PoolFull<T> {}
 
 /// Why a raw `u64` token did not turn back into a handle.
+///
+/// ```
+/// use slotring::{EventAllocator, RingPtr, TokenError};
+/// let alloc = EventAllocator::new();
+/// let token = RingPtr::into_raw(alloc.allocate(b"parked", 1)?).unwrap();
+/// let ev = alloc.from_raw(token)?;                        // takes the hold back once
+/// assert_eq!(alloc.from_raw(token).unwrap_err(), TokenError::Released);
+/// drop(ev);                                               // the slot is free
+/// let _reuse = alloc.allocate(b"new life", 1)?;           // ... and may be reused
+/// assert!(alloc.clone_raw(token).is_err());               // Stale or Released, never a handle
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TokenError {
@@ -112,6 +135,16 @@ impl fmt::Display for TokenError {
 impl std::error::Error for TokenError {}
 
 /// An [`EventAllocator`](crate::EventAllocator) or pool configuration that cannot be built.
+///
+/// ```
+/// use slotring::{CapacityError, EventAllocator, PoolId};
+/// let err = EventAllocator::builder()
+///     .capacity(PoolId::XS, usize::MAX)
+///     .build()
+///     .unwrap_err();
+/// assert!(matches!(err, CapacityError::TooManySlots { requested: usize::MAX, .. }));
+/// println!("{err}"); // "... slots requested, at most ... supported"
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CapacityError {

@@ -34,6 +34,13 @@ pub enum EventSize {
 
 impl EventSize {
     /// The smallest class whose slots hold `len` bytes.
+    ///
+    /// ```
+    /// use slotring::EventSize;
+    /// assert_eq!(EventSize::for_len(256), EventSize::S);
+    /// assert_eq!(EventSize::for_len(257), EventSize::M);
+    /// assert_eq!(EventSize::for_len(16_385), EventSize::XXL);
+    /// ```
     #[inline]
     #[must_use]
     pub const fn for_len(len: usize) -> Self {
@@ -44,6 +51,13 @@ impl EventSize {
     }
 
     /// The largest payload this class holds, or `None` for the unbounded heap class.
+    ///
+    /// ```
+    /// use slotring::EventSize;
+    /// assert_eq!(EventSize::XS.max_size(), Some(64));
+    /// assert_eq!(EventSize::XL.max_size(), Some(16_384));
+    /// assert_eq!(EventSize::XXL.max_size(), None);
+    /// ```
     #[inline]
     #[must_use]
     pub const fn max_size(self) -> Option<usize> {
@@ -54,6 +68,12 @@ impl EventSize {
     }
 
     /// The pool that serves this class, or `None` for [`EventSize::XXL`].
+    ///
+    /// ```
+    /// use slotring::{EventSize, PoolId};
+    /// assert_eq!(EventSize::L.pool_id(), Some(PoolId::L));
+    /// assert_eq!(EventSize::XXL.pool_id(), None); // the heap fallback
+    /// ```
     #[inline]
     #[must_use]
     pub const fn pool_id(self) -> Option<PoolId> {
@@ -104,12 +124,39 @@ pub enum PoolId {
 
 impl PoolId {
     /// Every pool, smallest first.
+    ///
+    /// ```
+    /// use slotring::{EventAllocator, PoolId};
+    /// let alloc = EventAllocator::new();
+    /// for pool in PoolId::ALL {
+    ///     assert!(alloc.capacity(pool) > 0);
+    /// }
+    /// assert!(PoolId::ALL.windows(2).all(|w| w[0].max_size() < w[1].max_size()));
+    /// ```
     pub const ALL: [PoolId; 5] = [PoolId::XS, PoolId::S, PoolId::M, PoolId::L, PoolId::XL];
 
     /// The largest payload any pool holds (16 KiB).
+    ///
+    /// ```
+    /// use slotring::{EventAllocator, PoolId, RingPtr};
+    /// let alloc = EventAllocator::new();
+    /// let pooled = alloc.allocate(&vec![0; PoolId::MAX_POOLED], 1)?;
+    /// let heap = alloc.allocate(&vec![0; PoolId::MAX_POOLED + 1], 1)?;
+    /// assert_eq!(RingPtr::pool_id(&pooled), Some(PoolId::XL));
+    /// assert_eq!(RingPtr::pool_id(&heap), None);
+    /// # Ok::<(), slotring::AllocError>(())
+    /// ```
     pub const MAX_POOLED: usize = PoolId::XL.max_size();
 
     /// The smallest pool whose slots hold `len` bytes, or `None` above 16 KiB.
+    ///
+    /// ```
+    /// use slotring::PoolId;
+    /// assert_eq!(PoolId::for_len(0), Some(PoolId::XS));
+    /// assert_eq!(PoolId::for_len(4096), Some(PoolId::L));
+    /// assert_eq!(PoolId::for_len(4097), Some(PoolId::XL));
+    /// assert_eq!(PoolId::for_len(PoolId::MAX_POOLED + 1), None);
+    /// ```
     #[inline]
     #[must_use]
     pub const fn for_len(len: usize) -> Option<Self> {
@@ -129,6 +176,12 @@ impl PoolId {
     }
 
     /// The slot size of this pool in bytes.
+    ///
+    /// ```
+    /// use slotring::PoolId;
+    /// let sizes = PoolId::ALL.map(PoolId::max_size);
+    /// assert_eq!(sizes, [64, 256, 1024, 4096, 16_384]);
+    /// ```
     #[inline]
     #[must_use]
     pub const fn max_size(self) -> usize {
@@ -142,6 +195,12 @@ impl PoolId {
     }
 
     /// The size class this pool serves.
+    ///
+    /// ```
+    /// use slotring::{EventSize, PoolId};
+    /// assert_eq!(PoolId::M.size(), EventSize::M);
+    /// assert_eq!(PoolId::M.size().pool_id(), Some(PoolId::M));
+    /// ```
     #[inline]
     #[must_use]
     pub const fn size(self) -> EventSize {
@@ -155,6 +214,13 @@ impl PoolId {
     }
 
     /// The next larger pool (where a full pool spills to), or `None` for `XL`.
+    ///
+    /// ```
+    /// use slotring::PoolId;
+    /// // The spill chain of an XS request.
+    /// let chain: Vec<PoolId> = std::iter::successors(Some(PoolId::XS), |p| p.larger()).collect();
+    /// assert_eq!(chain, PoolId::ALL);
+    /// ```
     #[inline]
     #[must_use]
     pub const fn larger(self) -> Option<Self> {
@@ -168,6 +234,12 @@ impl PoolId {
     }
 
     /// This pool's position in [`PoolId::ALL`] (0 for `XS` up to 4 for `XL`).
+    ///
+    /// ```
+    /// use slotring::{EventAllocator, PoolId};
+    /// let stats = EventAllocator::new().stats();
+    /// assert_eq!(stats.pools[PoolId::L.index()], *stats.pool(PoolId::L));
+    /// ```
     #[inline]
     #[must_use]
     pub const fn index(self) -> usize {
@@ -175,6 +247,14 @@ impl PoolId {
     }
 
     /// The pool at `index` in [`PoolId::ALL`], if any.
+    ///
+    /// ```
+    /// use slotring::PoolId;
+    /// for pool in PoolId::ALL {
+    ///     assert_eq!(PoolId::from_index(pool.index()), Some(pool));
+    /// }
+    /// assert_eq!(PoolId::from_index(5), None);
+    /// ```
     #[inline]
     #[must_use]
     pub const fn from_index(index: usize) -> Option<Self> {
@@ -244,9 +324,27 @@ unsafe impl<const N: usize> bytemuck::Pod for PooledEvent<N> {}
 
 impl<const N: usize> PooledEvent<N> {
     /// The largest payload this event holds.
+    ///
+    /// ```
+    /// use slotring::PooledEvent;
+    /// assert_eq!(PooledEvent::<256>::CAPACITY, 256);
+    /// // Eight bytes of length and type, no padding.
+    /// assert_eq!(size_of::<PooledEvent<256>>(), 256 + 8);
+    /// ```
     pub const CAPACITY: usize = N;
 
     /// Copies `payload` into a new event, or reports [`AllocError::TooLarge`].
+    ///
+    /// ```
+    /// use slotring::{AllocError, PooledEvent};
+    /// let ev = PooledEvent::<16>::new(b"sixteen bytes ok", 2)?;
+    /// assert_eq!(ev.len(), 16);
+    /// assert_eq!(
+    ///     PooledEvent::<16>::new(b"seventeen bytes!!", 2),
+    ///     Err(AllocError::TooLarge { len: 17, max: 16 }),
+    /// );
+    /// # Ok::<(), AllocError>(())
+    /// ```
     #[inline]
     pub fn new(payload: &[u8], event_type: u32) -> Result<Self, AllocError> {
         if payload.len() > N {
@@ -263,6 +361,13 @@ impl<const N: usize> PooledEvent<N> {
     }
 
     /// An event with no payload bytes.
+    ///
+    /// ```
+    /// use slotring::PooledEvent;
+    /// const HEARTBEAT: PooledEvent<64> = PooledEvent::empty(9);
+    /// assert!(HEARTBEAT.is_empty());
+    /// assert_eq!(HEARTBEAT.event_type(), 9);
+    /// ```
     #[inline]
     #[must_use]
     pub const fn empty(event_type: u32) -> Self {
@@ -274,6 +379,13 @@ impl<const N: usize> PooledEvent<N> {
     }
 
     /// The payload bytes.
+    ///
+    /// ```
+    /// use slotring::PooledEvent;
+    /// let ev = PooledEvent::<64>::new(b"abc", 1)?;
+    /// assert_eq!(ev.payload(), b"abc"); // only the bytes given, not all 64
+    /// # Ok::<(), slotring::AllocError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn payload(&self) -> &[u8] {
@@ -281,6 +393,14 @@ impl<const N: usize> PooledEvent<N> {
     }
 
     /// The payload bytes, mutably (the length stays as it is).
+    ///
+    /// ```
+    /// use slotring::PooledEvent;
+    /// let mut ev = PooledEvent::<64>::new(b"abc", 1)?;
+    /// ev.payload_mut().make_ascii_uppercase();
+    /// assert_eq!(ev.payload(), b"ABC");
+    /// # Ok::<(), slotring::AllocError>(())
+    /// ```
     #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let len = self.len();
@@ -289,6 +409,17 @@ impl<const N: usize> PooledEvent<N> {
 
     /// The payload length in bytes. A length field above `N` (from bytes that were not
     /// made by [`PooledEvent::new`]) reads as `N`.
+    ///
+    /// ```
+    /// use slotring::PooledEvent;
+    /// assert_eq!(PooledEvent::<64>::new(b"abc", 1)?.len(), 3);
+    /// // Bytes from elsewhere (a file, another process) cannot claim more than N.
+    /// let mut raw = [0xFFu8; 4 + 4 + 8];
+    /// let ev: PooledEvent<8> = bytemuck::cast(raw);
+    /// assert_eq!(ev.len(), 8);
+    /// # raw[0] = 0;
+    /// # Ok::<(), slotring::AllocError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn len(&self) -> usize {
@@ -296,6 +427,13 @@ impl<const N: usize> PooledEvent<N> {
     }
 
     /// Whether the payload is empty.
+    ///
+    /// ```
+    /// use slotring::PooledEvent;
+    /// assert!(PooledEvent::<64>::default().is_empty());
+    /// assert!(!PooledEvent::<64>::new(b"x", 0)?.is_empty());
+    /// # Ok::<(), slotring::AllocError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn is_empty(&self) -> bool {
@@ -303,6 +441,12 @@ impl<const N: usize> PooledEvent<N> {
     }
 
     /// The event type tag.
+    ///
+    /// ```
+    /// use slotring::PooledEvent;
+    /// assert_eq!(PooledEvent::<64>::new(b"x", 42)?.event_type(), 42);
+    /// # Ok::<(), slotring::AllocError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn event_type(&self) -> u32 {

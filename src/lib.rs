@@ -149,6 +149,7 @@
 //! (8-bit counts), let safe code forge handles, declared padded structs `Pod`, let handles
 //! outlive their allocator, scanned every slot on allocation, and built pools on the
 //! stack. Each of those is a test here.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
@@ -159,6 +160,7 @@ mod cache;
 pub mod error;
 pub mod event;
 #[cfg(all(feature = "ffi", not(loom)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "ffi")))]
 pub mod ffi;
 mod free_list;
 mod heap;
@@ -166,6 +168,7 @@ mod pool;
 pub mod ptr;
 pub mod ring;
 #[cfg(all(feature = "shm", unix, not(loom)))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "shm", unix))))]
 pub mod shm;
 mod slot;
 pub mod stats;

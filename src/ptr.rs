@@ -74,6 +74,18 @@ impl<T> RingPtr<T> {
     }
 
     /// The number of strong handles (and parked tokens) to this slot.
+    ///
+    /// ```
+    /// use slotring::{EventAllocator, RingPtr};
+    /// let alloc = EventAllocator::new();
+    /// let ev = alloc.allocate(b"x", 0)?;
+    /// let twin = ev.clone();
+    /// assert_eq!(RingPtr::strong_count(&ev), 2);
+    /// let token = RingPtr::into_raw(twin).unwrap(); // a parked token still counts
+    /// assert_eq!(RingPtr::strong_count(&ev), 2);
+    /// # drop(alloc.from_raw(token)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn strong_count(this: &Self) -> usize {
@@ -97,6 +109,16 @@ impl<T> RingPtr<T> {
     }
 
     /// Whether two handles point to the same slot.
+    ///
+    /// ```
+    /// use slotring::{EventAllocator, RingPtr};
+    /// let alloc = EventAllocator::new();
+    /// let a = alloc.allocate(b"same bytes", 0)?;
+    /// let b = alloc.allocate(b"same bytes", 0)?;
+    /// assert!(a == b && !RingPtr::ptr_eq(&a, &b)); // equal values, two slots
+    /// assert!(RingPtr::ptr_eq(&a, &a.clone()));
+    /// # Ok::<(), slotring::AllocError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn ptr_eq(this: &Self, other: &Self) -> bool {
@@ -105,6 +127,16 @@ impl<T> RingPtr<T> {
 
     /// The allocator pool this slot belongs to; `None` for heap-fallback events and
     /// typed [`RingBuffer`](crate::RingBuffer) pools.
+    ///
+    /// ```
+    /// use slotring::{EventAllocator, PoolId, RingBuffer, RingPtr};
+    /// let alloc = EventAllocator::new();
+    /// assert_eq!(RingPtr::pool_id(&alloc.allocate(&[0; 100], 0)?), Some(PoolId::S));
+    /// assert_eq!(RingPtr::pool_id(&alloc.allocate(&[0; 20_000], 0)?), None); // heap
+    /// let typed = RingBuffer::<64, 4>::new();
+    /// assert_eq!(RingPtr::pool_id(&typed.alloc(1u64)?), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn pool_id(this: &Self) -> Option<PoolId> {
@@ -113,6 +145,16 @@ impl<T> RingPtr<T> {
     }
 
     /// The slot's index in its pool.
+    ///
+    /// ```
+    /// use slotring::{RingBuffer, RingPtr};
+    /// let pool = RingBuffer::<64, 4>::new();
+    /// let a = pool.alloc(1u64)?;
+    /// let b = pool.alloc(2u64)?;
+    /// assert_ne!(RingPtr::slot_index(&a), RingPtr::slot_index(&b));
+    /// assert!(RingPtr::slot_index(&a) < 4 && RingPtr::slot_index(&b) < 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn slot_index(this: &Self) -> usize {
@@ -236,6 +278,15 @@ impl<T> RingPtr<T> {
 
 impl RingPtr<Event> {
     /// The payload bytes.
+    ///
+    /// ```
+    /// use slotring::EventAllocator;
+    /// let alloc = EventAllocator::new();
+    /// let ev = alloc.allocate(b"bytes in place", 5)?;
+    /// assert_eq!(ev.payload(), b"bytes in place");
+    /// assert_eq!(ev.payload(), &ev[..]); // the same as dereferencing
+    /// # Ok::<(), slotring::AllocError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn payload(&self) -> &[u8] {
@@ -243,6 +294,13 @@ impl RingPtr<Event> {
     }
 
     /// The event type given at allocation.
+    ///
+    /// ```
+    /// use slotring::EventAllocator;
+    /// let alloc = EventAllocator::new();
+    /// assert_eq!(alloc.allocate(b"", 77)?.event_type(), 77);
+    /// # Ok::<(), slotring::AllocError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn event_type(&self) -> u32 {
@@ -358,17 +416,54 @@ impl<T> Drop for RingPtr<T> {
     }
 }
 
-impl<T: SlotContent> fmt::Debug for RingPtr<T>
-where
-    T::Target: fmt::Debug,
-{
+/// How many payload bytes `RingPtr`'s `Debug` shows before it elides the rest.
+const DEBUG_PREFIX: usize = 16;
+
+impl<T: SlotContent> fmt::Debug for RingPtr<T> {
+    /// Bounded whatever the payload: pool, slot, generation, strong count, length, event
+    /// type (0 for typed values) and at most the first 16 payload bytes, escaped as ASCII
+    /// (`"hello\x00"`), with `...` when more follow.
+    ///
+    /// ```
+    /// use slotring::EventAllocator;
+    /// let alloc = EventAllocator::new();
+    /// let ev = alloc.allocate(&[b'a'; 1000], 7)?;
+    /// let text = format!("{ev:?}");
+    /// assert!(text.contains("len: 1000") && text.contains("event_type: 7"));
+    /// assert!(text.contains(r#"prefix: "aaaaaaaaaaaaaaaa...""#));
+    /// assert!(text.len() < 200);
+    /// # Ok::<(), slotring::AllocError>(())
+    /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        /// The escaped prefix, as a `Debug` value that writes without allocating.
+        struct Prefix<'a>(&'a [u8], bool);
+        impl fmt::Debug for Prefix<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(
+                    f,
+                    "\"{}{}\"",
+                    self.0.escape_ascii(),
+                    if self.1 { "..." } else { "" }
+                )
+            }
+        }
+
+        let header = self.header();
+        let len = header.len();
+        let shown = len.min(DEBUG_PREFIX);
+        // SAFETY: our strong reference keeps the slot live and its payload unwritten (as
+        // in `deref`); the payload's first `len` bytes are initialised: an event's bytes,
+        // or a `bytemuck::Pod` value of `len = size_of::<T>()` bytes, which has no
+        // padding. `shown <= len`.
+        let prefix = unsafe { core::slice::from_raw_parts(header.data().as_ptr(), shown) };
         f.debug_struct("RingPtr")
             .field("pool", &RingPtr::pool_id(self))
             .field("slot", &RingPtr::slot_index(self))
             .field("generation", &RingPtr::generation(self))
             .field("strong", &RingPtr::strong_count(self))
-            .field("value", &&**self)
+            .field("len", &len)
+            .field("event_type", &header.event_type())
+            .field("prefix", &Prefix(prefix, shown < len))
             .finish()
     }
 }
@@ -400,6 +495,17 @@ where
 /// try), but not the slot: once the last [`RingPtr`] drops, the slot returns to its
 /// pool, its generation moves on at its next use, and [`upgrade`](Self::upgrade)
 /// returns `None` forever.
+///
+/// ```
+/// use slotring::{EventAllocator, RingPtr, WeakRingPtr};
+/// let alloc = EventAllocator::new();
+/// let ev = alloc.allocate(b"cached", 1)?;
+/// let weak: WeakRingPtr<_> = RingPtr::downgrade(&ev);
+/// let again = weak.upgrade().expect("ev is alive");
+/// drop((ev, again));
+/// assert!(weak.upgrade().is_none()); // never resurrects the slot
+/// # Ok::<(), slotring::AllocError>(())
+/// ```
 #[must_use]
 pub struct WeakRingPtr<T> {
     slot: NonNull<SlotHeader>,
@@ -422,6 +528,20 @@ impl<T> WeakRingPtr<T> {
 
     /// A strong handle if the slot is still live in the generation this weak handle was
     /// made in.
+    ///
+    /// ```
+    /// use slotring::{PoolId, EventAllocator, RingPtr};
+    /// let alloc = EventAllocator::builder().capacity(PoolId::XS, 1).build()?;
+    /// let ev = alloc.try_allocate(b"first life", 1)?;
+    /// let weak = RingPtr::downgrade(&ev);
+    /// assert_eq!(weak.upgrade().as_deref(), Some(&b"first life"[..]));
+    /// drop(ev);
+    /// // The only slot is reused for another event: the weak handle does not see it.
+    /// let other = alloc.try_allocate(b"second life", 2)?;
+    /// assert!(weak.upgrade().is_none());
+    /// # drop(other);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn upgrade(&self) -> Option<RingPtr<T>> {
@@ -435,6 +555,14 @@ impl<T> WeakRingPtr<T> {
     }
 
     /// The generation this weak handle belongs to.
+    ///
+    /// ```
+    /// use slotring::{EventAllocator, RingPtr};
+    /// let alloc = EventAllocator::new();
+    /// let ev = alloc.allocate(b"x", 0)?;
+    /// assert_eq!(RingPtr::downgrade(&ev).generation(), RingPtr::generation(&ev));
+    /// # Ok::<(), slotring::AllocError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn generation(&self) -> u32 {
@@ -442,6 +570,17 @@ impl<T> WeakRingPtr<T> {
     }
 
     /// Whether the slot is still live in this handle's generation (a snapshot).
+    ///
+    /// ```
+    /// use slotring::{EventAllocator, RingPtr};
+    /// let alloc = EventAllocator::new();
+    /// let ev = alloc.allocate(b"x", 0)?;
+    /// let weak = RingPtr::downgrade(&ev);
+    /// assert!(weak.is_live());
+    /// drop(ev);
+    /// assert!(!weak.is_live());
+    /// # Ok::<(), slotring::AllocError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn is_live(&self) -> bool {

@@ -42,6 +42,16 @@ pub struct PoolStats {
 }
 
 /// A snapshot of the heap fallback (payloads over 16 KiB, or spills past `XL`).
+///
+/// ```
+/// use slotring::EventAllocator;
+/// let alloc = EventAllocator::new();
+/// let big = alloc.allocate(&vec![0; 20_000], 1)?; // above 16 KiB: the heap
+/// assert_eq!((alloc.stats().heap.in_use, alloc.stats().heap.allocations), (1, 1));
+/// drop(big);
+/// assert_eq!((alloc.stats().heap.in_use, alloc.stats().heap.allocations), (0, 1));
+/// # Ok::<(), slotring::AllocError>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct HeapStats {
     /// Heap events live right now.
@@ -51,6 +61,18 @@ pub struct HeapStats {
 }
 
 /// A snapshot of a whole [`EventAllocator`](crate::EventAllocator).
+///
+/// ```
+/// use slotring::{EventAllocator, PoolId};
+/// let alloc = EventAllocator::builder().capacity(PoolId::XS, 1).build()?;
+/// let _a = alloc.allocate(b"fits XS", 1)?;
+/// let _b = alloc.allocate(b"spills to S", 1)?;     // XS is full
+/// let stats = alloc.stats();
+/// assert_eq!(stats.pool(PoolId::XS).spills, 1);
+/// assert_eq!(stats.pool(PoolId::S).in_use, 1);
+/// assert_eq!(stats.total_in_use(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct AllocatorStats {
     /// One entry per pool, in [`PoolId::ALL`] order.
@@ -61,6 +83,15 @@ pub struct AllocatorStats {
 
 impl AllocatorStats {
     /// The statistics of one pool.
+    ///
+    /// ```
+    /// use slotring::{EventAllocator, PoolId};
+    /// let alloc = EventAllocator::new();
+    /// let _ev = alloc.allocate(&[0; 300], 1)?;
+    /// let m = *alloc.stats().pool(PoolId::M);
+    /// assert_eq!((m.in_use, m.capacity), (1, alloc.capacity(PoolId::M)));
+    /// # Ok::<(), slotring::AllocError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn pool(&self, pool: PoolId) -> &PoolStats {
@@ -68,6 +99,17 @@ impl AllocatorStats {
     }
 
     /// Events live right now, pooled and on the heap.
+    ///
+    /// ```
+    /// use slotring::EventAllocator;
+    /// let alloc = EventAllocator::new();
+    /// let held: Vec<_> = [10, 100, 1000, 20_000]
+    ///     .map(|len| alloc.allocate(&vec![1; len], 1).unwrap())
+    ///     .into();
+    /// assert_eq!(alloc.stats().total_in_use(), 4); // three pools and the heap
+    /// drop(held);
+    /// assert_eq!(alloc.stats().total_in_use(), 0); // nothing leaked
+    /// ```
     #[must_use]
     pub fn total_in_use(&self) -> u64 {
         self.pools.iter().map(|p| p.in_use as u64).sum::<u64>() + self.heap.in_use

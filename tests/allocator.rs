@@ -460,3 +460,42 @@ fn clone_raw_shares_the_event_and_leaves_the_token_usable() {
     assert_eq!(*pool.clone_raw::<u16>(typed).unwrap(), 7);
     assert_eq!(*pool.from_raw::<u16>(typed).unwrap(), 7);
 }
+
+#[test]
+fn debug_output_is_bounded_and_escaped() {
+    let alloc = EventAllocator::new();
+    let big = alloc.allocate(&[0xAB; 16_000], 9).unwrap();
+    let text = format!("{big:?}");
+    assert!(text.len() < 200, "{text}");
+    for field in [
+        "pool: Some(XL)",
+        "slot: ",
+        "generation: ",
+        "len: 16000",
+        "event_type: 9",
+    ] {
+        assert!(text.contains(field), "{field} missing in {text}");
+    }
+    assert!(
+        text.contains(&format!("prefix: \"{}...\"", "\\xab".repeat(16))),
+        "{text}"
+    );
+
+    let small = alloc.allocate(b"hi\n\"there\"", 2).unwrap();
+    let text = format!("{small:?}");
+    assert!(text.contains(r#"prefix: "hi\n\"there\"""#), "{text}");
+    assert!(text.contains("len: 10"), "{text}");
+
+    // Above the largest class: the heap fallback has no pool.
+    let heap = alloc
+        .allocate(&vec![b'z'; PoolId::MAX_POOLED + 1], 3)
+        .unwrap();
+    let text = format!("{heap:#?}");
+    assert!(text.contains("pool: None") && text.len() < 400, "{text}");
+
+    // Typed values show their bytes too, bounded the same way.
+    let ring = RingBuffer::<1024, 2>::new();
+    let value = ring.alloc([0x41u8; 1000]).unwrap();
+    let text = format!("{value:?}");
+    assert!(text.contains("len: 1000") && text.contains(&format!("\"{}...\"", "A".repeat(16))));
+}

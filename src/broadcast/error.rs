@@ -7,6 +7,16 @@ use core::fmt;
 /// The reader has already moved on to the oldest event still safe to read; the next read
 /// continues from there. `missed` is exact: events received plus events reported missed
 /// always add up to the events published since the reader's start.
+///
+/// ```
+/// use slotring::broadcast::{channel, Lagged};
+/// let (mut writer, mut reader) = channel::<u32, 4>();
+/// for i in 0..6 {
+///     writer.add(i);
+/// }
+/// assert_eq!(reader.next(), Some(Err(Lagged { missed: 3 })));
+/// assert_eq!(reader.by_ref().flatten().collect::<Vec<_>>(), [3, 4, 5]); // 3 + 3 = 6
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Lagged {
     /// How many events this reader skipped.
@@ -26,6 +36,19 @@ impl fmt::Display for Lagged {
 impl std::error::Error for Lagged {}
 
 /// Why [`Reader::try_next`](super::Reader::try_next) returned no event.
+///
+/// ```
+/// use slotring::broadcast::{channel, TryReadError};
+/// let (mut writer, mut reader) = channel::<u8, 2>();
+/// assert_eq!(reader.try_next(), Err(TryReadError::Empty));
+/// for i in 0..3 {
+///     writer.add(i);
+/// }
+/// assert_eq!(reader.try_next(), Err(TryReadError::Lagged { missed: 2 }));
+/// assert_eq!(reader.try_next(), Ok(2));
+/// drop(writer);
+/// assert_eq!(reader.try_next(), Err(TryReadError::Closed));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TryReadError {
     /// No new event yet; the writer is still there.
@@ -52,6 +75,15 @@ impl fmt::Display for TryReadError {
 impl std::error::Error for TryReadError {}
 
 /// Why [`Reader::next_blocking`](super::Reader::next_blocking) returned no event.
+///
+/// ```
+/// use std::time::Duration;
+/// use slotring::broadcast::{channel, ReadError};
+/// let (writer, mut reader) = channel::<u8, 4>();
+/// assert_eq!(reader.next_blocking(Duration::from_millis(1)), Err(ReadError::Timeout));
+/// drop(writer);
+/// assert_eq!(reader.next_blocking(Duration::from_secs(60)), Err(ReadError::Closed)); // at once
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReadError {
     /// No event arrived before the timeout.
@@ -79,6 +111,16 @@ impl std::error::Error for ReadError {}
 
 /// [`Writer::try_add`](super::Writer::try_add) refused: publishing would overwrite an
 /// event that a reader holding the writer back has not read. The value is inside.
+///
+/// ```
+/// let (mut writer, mut reader) = slotring::broadcast::channel::<[u8; 8], 1>();
+/// reader.hold_writer()?;
+/// writer.try_add(*b"accepted")?;
+/// let refused = writer.try_add(*b"refused!").unwrap_err();
+/// assert_eq!(refused.slowest(), 0);
+/// assert_eq!(&refused.into_inner(), b"refused!");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct WouldLap<T> {
     value: T,
@@ -91,12 +133,34 @@ impl<T> WouldLap<T> {
     }
 
     /// The position (next event to read) of the slowest reader holding the writer back.
+    ///
+    /// ```
+    /// let (mut writer, mut reader) = slotring::broadcast::channel::<u8, 2>();
+    /// reader.hold_writer()?;
+    /// writer.try_add(0)?;
+    /// reader.try_next()?; // the reader is at event 1 now
+    /// writer.try_add(1)?;
+    /// writer.try_add(2)?;
+    /// assert_eq!(writer.try_add(3).unwrap_err().slowest(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn slowest(&self) -> u64 {
         self.slowest
     }
 
     /// Hands back the value that was not published.
+    ///
+    /// ```
+    /// let (mut writer, mut reader) = slotring::broadcast::channel::<u64, 1>();
+    /// reader.hold_writer()?;
+    /// writer.try_add(1)?;
+    /// let value = writer.try_add(2).unwrap_err().into_inner();
+    /// reader.try_next()?;
+    /// writer.try_add(value)?; // retried once the reader caught up
+    /// assert_eq!(reader.try_next(), Ok(2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn into_inner(self) -> T {
         self.value
     }
@@ -124,6 +188,14 @@ impl<T> std::error::Error for WouldLap<T> {}
 
 /// [`Reader::hold_writer`](super::Reader::hold_writer) found every backpressure entry
 /// taken: at most `max` readers can hold the writer back at once.
+///
+/// ```
+/// use slotring::broadcast::{channel, TooManyHolders};
+/// let (_writer, reader) = channel::<u8, 4>();
+/// let mut readers: Vec<_> = (0..65).map(|_| reader.clone()).collect();
+/// let refused: Vec<_> = readers.iter_mut().filter_map(|r| r.hold_writer().err()).collect();
+/// assert_eq!(refused, [TooManyHolders { max: 64 }]);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TooManyHolders {
     /// How many readers can hold the writer back at once.

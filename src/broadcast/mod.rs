@@ -169,6 +169,16 @@ impl<T: Pod, const CAP: usize> Shared<T, CAP> {
 
 /// The writing end of a broadcast ring. There is exactly one; dropping it closes the
 /// ring (readers get [`TryReadError::Closed`] once they have read everything).
+///
+/// ```
+/// use slotring::broadcast::{channel, TryReadError};
+/// let (mut writer, mut reader) = channel::<u32, 4>();
+/// writer.add(1);
+/// drop(writer);                                   // closes the ring
+/// assert!(reader.is_closed());
+/// assert_eq!(reader.try_next(), Ok(1));           // what was published is still read
+/// assert_eq!(reader.try_next(), Err(TryReadError::Closed));
+/// ```
 pub struct Writer<T: Pod, const CAP: usize> {
     shared: Arc<Shared<T, CAP>>,
     /// The next event's number.
@@ -182,6 +192,13 @@ pub struct Writer<T: Pod, const CAP: usize> {
 
 impl<T: Pod, const CAP: usize> Writer<T, CAP> {
     /// The number of slots.
+    ///
+    /// ```
+    /// use slotring::broadcast::{channel, Writer};
+    /// let (writer, _reader) = channel::<u64, 16>();
+    /// assert_eq!(Writer::<u64, 16>::CAPACITY, 16);
+    /// # drop(writer);
+    /// ```
     pub const CAPACITY: usize = CAP;
 
     /// Publishes `value` as the next event and returns its number. Never blocks and never
@@ -232,10 +249,11 @@ impl<T: Pod, const CAP: usize> Writer<T, CAP> {
         if version != self.seen_version || self.blocked_by(self.gate) {
             self.seen_version = version;
             self.gate = self.shared.registry.min_position();
-            if let Some(slowest) = self.gate
-                && self.blocked_by(Some(slowest))
-            {
-                return Err(WouldLap::new(value, slowest));
+            // Nested rather than a let chain: those need Rust 1.88, the MSRV is 1.85.
+            if let Some(slowest) = self.gate {
+                if self.blocked_by(Some(slowest)) {
+                    return Err(WouldLap::new(value, slowest));
+                }
             }
         }
         Ok(self.publish(&value))
@@ -276,6 +294,14 @@ impl<T: Pod, const CAP: usize> Writer<T, CAP> {
     }
 
     /// How many events have been published (the next event's number).
+    ///
+    /// ```
+    /// let (mut writer, _reader) = slotring::broadcast::channel::<u8, 4>();
+    /// assert_eq!(writer.position(), 0);
+    /// writer.add(7);
+    /// writer.add(8);
+    /// assert_eq!(writer.position(), 2); // event numbers 0 and 1 are taken
+    /// ```
     #[must_use]
     pub fn position(&self) -> u64 {
         self.next
@@ -302,6 +328,16 @@ impl<T: Pod, const CAP: usize> Writer<T, CAP> {
     /// How far the slowest reader holding the writer back trails, as a fraction of the
     /// ring: 0.0 when it has read everything (or no reader holds the writer back), 1.0
     /// when one more [`try_add`](Self::try_add) would be refused.
+    ///
+    /// ```
+    /// let (mut writer, mut reader) = slotring::broadcast::channel::<u8, 4>();
+    /// writer.add(1);
+    /// assert_eq!(writer.backpressure_ratio(), 0.0); // nobody holds the writer back
+    /// reader.hold_writer()?;
+    /// writer.add(2);
+    /// assert_eq!(writer.backpressure_ratio(), 0.5); // 2 of 4 slots unread by a holder
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn backpressure_ratio(&self) -> f32 {
         let lag = self
@@ -312,6 +348,18 @@ impl<T: Pod, const CAP: usize> Writer<T, CAP> {
 
     /// Whether [`backpressure_ratio`](Self::backpressure_ratio) is above
     /// [`PRESSURE_THRESHOLD`] (0.8).
+    ///
+    /// ```
+    /// let (mut writer, mut reader) = slotring::broadcast::channel::<u8, 8>();
+    /// reader.hold_writer()?;
+    /// for i in 0..7 {
+    ///     writer.add(i);
+    /// }
+    /// assert!(writer.is_under_pressure()); // 7/8 > 0.8
+    /// reader.try_next()?;
+    /// assert!(!writer.is_under_pressure()); // 6/8
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn is_under_pressure(&self) -> bool {
         self.backpressure_ratio() > PRESSURE_THRESHOLD
@@ -319,6 +367,17 @@ impl<T: Pod, const CAP: usize> Writer<T, CAP> {
 
     /// Whether [`backpressure_ratio`](Self::backpressure_ratio) is at least
     /// [`THROTTLE_THRESHOLD`] (0.9).
+    ///
+    /// ```
+    /// let (mut writer, mut reader) = slotring::broadcast::channel::<u8, 4>();
+    /// reader.hold_writer()?;
+    /// while !writer.should_throttle() {
+    ///     writer.try_add(0)?;
+    /// }
+    /// assert_eq!(writer.backpressure_ratio(), 1.0); // the next try_add would be refused
+    /// assert!(writer.try_add(0).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn should_throttle(&self) -> bool {
         self.backpressure_ratio() >= THROTTLE_THRESHOLD
@@ -351,6 +410,17 @@ impl<T: Pod, const CAP: usize> fmt::Debug for Writer<T, CAP> {
 ///
 /// Cloning makes an independent reader at the same position (it does not inherit
 /// [`hold_writer`](Self::hold_writer)).
+///
+/// ```
+/// use slotring::broadcast::channel;
+/// let (mut writer, mut a) = channel::<u64, 8>();
+/// let mut b = a.clone();                 // same position as `a`
+/// writer.add(10);
+/// writer.add(20);
+/// assert_eq!(a.by_ref().collect::<Vec<_>>(), [Ok(10), Ok(20)]);
+/// assert_eq!(b.try_next(), Ok(10));      // each reader at its own pace
+/// assert_eq!((a.lag(), b.lag()), (0, 1));
+/// ```
 pub struct Reader<T: Pod, const CAP: usize> {
     shared: Arc<Shared<T, CAP>>,
     /// The next event to read.
@@ -497,6 +567,16 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
     }
 
     /// The next event number this reader will read.
+    ///
+    /// ```
+    /// let (mut writer, mut reader) = slotring::broadcast::channel::<u8, 4>();
+    /// writer.add(1);
+    /// assert_eq!(reader.position(), 0);
+    /// reader.try_next()?;
+    /// assert_eq!(reader.position(), 1);
+    /// assert_eq!(writer.subscribe().position(), 1); // new readers start at the next event
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn position(&self) -> u64 {
         self.next
@@ -504,6 +584,14 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
 
     /// How many published events this reader has not read yet (more than `CAP` means it
     /// has been lapped and will get [`Lagged`] next).
+    ///
+    /// ```
+    /// let (mut writer, reader) = slotring::broadcast::channel::<u8, 2>();
+    /// for i in 0..5 {
+    ///     writer.add(i);
+    /// }
+    /// assert_eq!(reader.lag(), 5); // more than CAP: the next read reports Lagged
+    /// ```
     #[must_use]
     pub fn lag(&self) -> u64 {
         self.shared.published().saturating_sub(self.next)
@@ -533,6 +621,16 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
 
     /// Whether [`backpressure_ratio`](Self::backpressure_ratio) is above
     /// [`PRESSURE_THRESHOLD`] (0.8).
+    ///
+    /// ```
+    /// let (mut writer, reader) = slotring::broadcast::channel::<u8, 4>();
+    /// for i in 0..3 {
+    ///     writer.add(i);
+    /// }
+    /// assert!(!reader.is_under_pressure()); // 3/4 is not above 0.8
+    /// writer.add(3);
+    /// assert!(reader.is_under_pressure());
+    /// ```
     #[must_use]
     pub fn is_under_pressure(&self) -> bool {
         self.backpressure_ratio() > PRESSURE_THRESHOLD
@@ -540,6 +638,14 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
 
     /// Whether [`backpressure_ratio`](Self::backpressure_ratio) is at least
     /// [`THROTTLE_THRESHOLD`] (0.9).
+    ///
+    /// ```
+    /// let (mut writer, reader) = slotring::broadcast::channel::<u8, 16>();
+    /// for i in 0..15 {
+    ///     writer.add(i);
+    /// }
+    /// assert!(reader.should_throttle()); // 15/16 >= 0.9
+    /// ```
     #[must_use]
     pub fn should_throttle(&self) -> bool {
         self.backpressure_ratio() >= THROTTLE_THRESHOLD
@@ -554,6 +660,22 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
     ///
     /// A reader leaked with `mem::forget` while holding keeps `try_add` refusing once the
     /// ring is full: nothing can tell it from a slow reader.
+    ///
+    /// ```
+    /// use slotring::broadcast::{channel, TooManyHolders};
+    /// let (mut writer, mut reader) = channel::<u8, 2>();
+    /// reader.hold_writer()?;
+    /// writer.try_add(1)?;
+    /// writer.try_add(2)?;
+    /// assert_eq!(writer.try_add(3).unwrap_err().slowest(), 0); // refused, not lapped
+    /// // At most 64 readers can hold one writer back.
+    /// let mut holders: Vec<_> = (0..63).map(|_| reader.clone()).collect();
+    /// for r in &mut holders {
+    ///     r.hold_writer()?;
+    /// }
+    /// assert_eq!(reader.clone().hold_writer(), Err(TooManyHolders { max: 64 }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn hold_writer(&mut self) -> Result<(), TooManyHolders> {
         if self.entry.is_none() {
             self.entry = Some(
@@ -567,6 +689,16 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
     }
 
     /// Stops holding the writer back (see [`hold_writer`](Self::hold_writer)).
+    ///
+    /// ```
+    /// let (mut writer, mut reader) = slotring::broadcast::channel::<u8, 1>();
+    /// reader.hold_writer()?;
+    /// writer.try_add(1)?;
+    /// assert!(writer.try_add(2).is_err());
+    /// reader.release_writer();
+    /// assert!(writer.try_add(2).is_ok()); // laps the reader now
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn release_writer(&mut self) {
         if let Some(entry) = self.entry.take() {
             self.shared.registry.leave(entry);
@@ -574,12 +706,28 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
     }
 
     /// Whether this reader holds the writer back.
+    ///
+    /// ```
+    /// let (_writer, mut reader) = slotring::broadcast::channel::<u8, 4>();
+    /// assert!(!reader.holds_writer());
+    /// reader.hold_writer()?;
+    /// assert!(reader.holds_writer());
+    /// assert!(!reader.clone().holds_writer()); // clones do not inherit the hold
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn holds_writer(&self) -> bool {
         self.entry.is_some()
     }
 
     /// Whether the writer is gone. Events it published before can still be read.
+    ///
+    /// ```
+    /// let (writer, reader) = slotring::broadcast::channel::<u8, 4>();
+    /// assert!(!reader.is_closed());
+    /// drop(writer);
+    /// assert!(reader.is_closed());
+    /// ```
     #[must_use]
     pub fn is_closed(&self) -> bool {
         self.closed()

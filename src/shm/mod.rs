@@ -123,6 +123,24 @@ use crate::event::PoolId;
 use crate::sync::Arc;
 
 /// Why a shared-memory operation failed.
+///
+/// ```
+/// use slotring::shm::{ShmAllocator, ShmError, ShmOptions};
+/// # #[cfg(not(miri))] { // miri: no file system, no mmap
+/// # let path = std::env::temp_dir().join(format!("slotring-doc-error-{}", std::process::id()));
+/// let shm = ShmAllocator::create(&path, ShmOptions::default().replace_existing(true))?;
+/// let too_big = vec![0; shm.max_payload() + 1];
+/// assert!(matches!(shm.allocate(&too_big, 1), Err(ShmError::TooLarge { .. })));
+/// let ev = shm.allocate(b"x", 1)?;
+/// let token = ev.to_token();
+/// drop(ev);
+/// assert!(matches!(shm.from_token(token), Err(ShmError::StaleToken)));
+/// assert!(matches!(ShmAllocator::open(std::env::temp_dir()), Err(ShmError::Io(_))));
+/// # drop(shm);
+/// # std::fs::remove_file(&path)?;
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ShmError {
@@ -276,6 +294,24 @@ impl ShmOptions {
     /// The size classes as `(slot size in bytes, number of slots)`, slot sizes strictly
     /// increasing: 1 to 8 classes, slots of at most 16 MiB, at most 2^20 slots a class.
     /// A payload goes to the smallest class that fits and has a free slot.
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-classes-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().classes(&[(64, 100), (1024, 10)]).replace_existing(true))?;
+    /// assert_eq!(shm.max_payload(), 1024);
+    /// assert_eq!(shm.stats().capacity(), 100 + 10);
+    /// let small = shm.allocate(&[0; 64], 1)?;  // the 64-byte class
+    /// let large = shm.allocate(&[0; 65], 1)?;  // the next class that fits
+    /// assert_eq!(shm.stats().classes[0].in_use, 1);
+    /// assert_eq!(shm.stats().classes[1].in_use, 1);
+    /// # drop((small, large));
+    /// # drop(shm);
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn classes(mut self, classes: &[(usize, usize)]) -> Self {
         self.classes = classes.to_vec();
@@ -283,6 +319,23 @@ impl ShmOptions {
     }
 
     /// How many processes may be attached at once (1 to 32; default 32).
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-maxproc-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().classes(&[(64, 4)]).max_processes(2).replace_existing(true))?;
+    /// let second = ShmAllocator::open(&path)?; // another attachment
+    /// assert!(matches!(
+    ///     ShmAllocator::open(&path),
+    ///     Err(slotring::shm::ShmError::ProcessTableFull { max: 2 })
+    /// ));
+    /// # drop(second);
+    /// # drop(shm);
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn max_processes(mut self, processes: usize) -> Self {
         self.processes = processes;
@@ -292,6 +345,22 @@ impl ShmOptions {
     /// Whether [`ShmAllocator::create`] replaces an existing file at the path (default:
     /// no, it fails with an `AlreadyExists` I/O error). Processes still attached to the
     /// replaced segment keep using it; new ones open the new file.
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmError, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-replace-{}", std::process::id()));
+    /// # let _ = std::fs::remove_file(&path);
+    /// let options = ShmOptions::default().classes(&[(64, 4)]);
+    /// let first = ShmAllocator::create(&path, options.clone())?;
+    /// let again = ShmAllocator::create(&path, options.clone());
+    /// assert!(matches!(again, Err(ShmError::Io(e)) if e.kind() == std::io::ErrorKind::AlreadyExists));
+    /// let second = ShmAllocator::create(&path, options.replace_existing(true))?;
+    /// # drop((first, second));
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn replace_existing(mut self, replace: bool) -> Self {
         self.replace = replace;
@@ -322,6 +391,19 @@ impl ShmOptions {
 }
 
 /// What [`ShmAllocator::recover`] reclaimed.
+///
+/// ```
+/// use slotring::shm::{ShmAllocator, ShmOptions};
+/// # #[cfg(not(miri))] { // miri: no file system, no mmap
+/// # let path = std::env::temp_dir().join(format!("slotring-doc-recovery-{}", std::process::id()));
+/// let shm = ShmAllocator::create(&path, ShmOptions::default().replace_existing(true))?;
+/// // Nobody died: nothing to reclaim. (tests/shm.rs kills real child processes.)
+/// assert_eq!(shm.recover(), slotring::shm::RecoveryReport::default());
+/// # drop(shm);
+/// # std::fs::remove_file(&path)?;
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RecoveryReport {
@@ -334,6 +416,20 @@ pub struct RecoveryReport {
 }
 
 /// Occupancy of one size class of a segment.
+///
+/// ```
+/// use slotring::shm::{ShmAllocator, ShmOptions};
+/// # #[cfg(not(miri))] { // miri: no file system, no mmap
+/// # let path = std::env::temp_dir().join(format!("slotring-doc-classstats-{}", std::process::id()));
+/// let shm = ShmAllocator::create(&path, ShmOptions::default().classes(&[(64, 8)]).replace_existing(true))?;
+/// let _ev = shm.allocate(b"x", 1)?;
+/// let xs = shm.stats().classes[0];
+/// assert_eq!((xs.slot_size, xs.capacity, xs.in_use), (64, 8, 1));
+/// # drop(shm);
+/// # std::fs::remove_file(&path)?;
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShmClassStats {
@@ -346,6 +442,22 @@ pub struct ShmClassStats {
 }
 
 /// A snapshot of a segment's occupancy ([`ShmAllocator::stats`]).
+///
+/// ```
+/// use slotring::shm::{ShmAllocator, ShmOptions};
+/// # #[cfg(not(miri))] { // miri: no file system, no mmap
+/// # let path = std::env::temp_dir().join(format!("slotring-doc-stats-{}", std::process::id()));
+/// let shm = ShmAllocator::create(&path, ShmOptions::default().classes(&[(64, 8), (256, 4)]).replace_existing(true))?;
+/// let _ev = shm.allocate(b"x", 1)?;
+/// let stats = shm.stats();
+/// assert_eq!(stats.attached, 1);
+/// assert_eq!(stats.classes.len(), 2);
+/// assert_eq!((stats.in_use(), stats.capacity()), (1, 12));
+/// # drop(shm);
+/// # std::fs::remove_file(&path)?;
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShmStats {
@@ -358,12 +470,39 @@ pub struct ShmStats {
 
 impl ShmStats {
     /// Slots in use over all classes.
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-inuse-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().replace_existing(true))?;
+    /// let held: Vec<_> = (0..3).map(|i| shm.allocate(&[i; 100], 1)).collect::<Result<_, _>>()?;
+    /// assert_eq!(shm.stats().in_use(), 3);
+    /// drop(held);
+    /// assert_eq!(shm.stats().in_use(), 0);
+    /// # drop(shm);
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn in_use(&self) -> usize {
         self.classes.iter().map(|c| c.in_use).sum()
     }
 
     /// Slots over all classes.
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-capacity-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().classes(&[(64, 5), (128, 7)]).replace_existing(true))?;
+    /// assert_eq!(shm.stats().capacity(), 5 + 7);
+    /// # drop(shm);
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn capacity(&self) -> usize {
         self.classes.iter().map(|c| c.capacity).sum()
@@ -624,6 +763,19 @@ impl ShmAllocator {
     ///
     /// [`ShmError::InvalidOptions`], or [`ShmError::Io`] (for example `AlreadyExists`
     /// without [`ShmOptions::replace_existing`]).
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-create-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().replace_existing(true))?;
+    /// assert_eq!(shm.path(), Some(path.as_path()));
+    /// assert!(std::fs::metadata(&path)?.len() >= shm.segment_size() as u64);
+    /// # drop(shm);
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn create(path: impl AsRef<Path>, options: ShmOptions) -> Result<Self, ShmError> {
         let (specs, processes) = options.specs()?;
         let layout = Layout::compute(&specs, processes)
@@ -693,6 +845,25 @@ impl ShmAllocator {
     /// [`ShmError::Io`], [`ShmError::NotASegment`], [`ShmError::UnsupportedVersion`],
     /// [`ShmError::Truncated`], [`ShmError::Corrupted`] (nothing in the file is used
     /// before it is validated), or [`ShmError::ProcessTableFull`].
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-open-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().replace_existing(true))?;
+    /// let other = ShmAllocator::open(&path)?; // what another process does
+    /// let ev = other.allocate(b"from the other side", 3)?;
+    /// assert_eq!(shm.from_token(ev.to_token())?.payload(), b"from the other side");
+    /// let junk = path.with_extension("junk");
+    /// std::fs::write(&junk, b"not a segment")?;
+    /// assert!(ShmAllocator::open(&junk).is_err()); // refused before anything is used
+    /// # std::fs::remove_file(&junk)?;
+    /// # drop((ev, other));
+    /// # drop(shm);
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ShmError> {
         let path = resolve(path.as_ref());
         let file = OpenOptions::new().read(true).write(true).open(&path)?;
@@ -734,6 +905,21 @@ impl ShmAllocator {
     /// # Errors
     ///
     /// As [`open`](Self::open), plus [`ShmError::LayoutMismatch`].
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-expect-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().classes(&[(64, 8)]).replace_existing(true))?;
+    /// let same = ShmAllocator::open_expecting(&path, &ShmOptions::default().classes(&[(64, 8)]))?;
+    /// let other = ShmAllocator::open_expecting(&path, &ShmOptions::default().classes(&[(64, 9)]));
+    /// assert!(matches!(other, Err(slotring::shm::ShmError::LayoutMismatch)));
+    /// # drop(same);
+    /// # drop(shm);
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open_expecting(path: impl AsRef<Path>, expected: &ShmOptions) -> Result<Self, ShmError> {
         let (specs, processes) = expected.specs()?;
         let want = Layout::compute(&specs, processes)
@@ -752,6 +938,19 @@ impl ShmAllocator {
     ///
     /// [`ShmError::TooLarge`], [`ShmError::Exhausted`], or [`ShmError::Corrupted`] if a
     /// free list is damaged.
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-allocate-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().replace_existing(true))?;
+    /// let ev = shm.allocate(b"copied in once", 4)?;
+    /// assert_eq!((ev.payload(), ev.event_type()), (&b"copied in once"[..], 4));
+    /// # drop(shm);
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn allocate(&self, payload: &[u8], event_type: u32) -> Result<ShmPtr, ShmError> {
         let classes = &self.inner.seg.layout().classes;
         let len = payload.len();
@@ -778,6 +977,24 @@ impl ShmAllocator {
     /// [`ShmError::StaleToken`] if the slot was released since, [`ShmError::ForeignToken`]
     /// if the token is not of this segment, [`ShmError::Corrupted`] if the slot's
     /// length is out of range.
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-fromtoken-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().replace_existing(true))?;
+    /// let reader = ShmAllocator::open(&path)?;
+    /// let ev = shm.allocate(b"hand-off", 1)?;
+    /// let theirs = reader.from_token(ev.to_token())?; // a hold of its own
+    /// drop(ev);
+    /// assert_eq!(theirs.payload(), b"hand-off");
+    /// assert!(reader.from_token(u64::MAX).is_err());   // not a slot of this segment
+    /// # drop((theirs, reader));
+    /// # drop(shm);
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_token(&self, token: u64) -> Result<ShmPtr, ShmError> {
         let t = ShmToken::decode(token);
         let inner = &self.inner;
@@ -823,6 +1040,19 @@ impl ShmAllocator {
     /// A process counts as gone when `kill(pid, 0)` fails, when it is a zombie, or (on
     /// Linux) when its pid now belongs to a process with another start time. Reap
     /// (`wait` for) killed children before expecting their holds back.
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-recover-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().replace_existing(true))?;
+    /// let report = shm.recover(); // safe to call any time, from any attached process
+    /// assert_eq!(report.slots_freed, 0);
+    /// # drop(shm);
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn recover(&self) -> RecoveryReport {
         let r = self.inner.seg.recover(self.inner.pid, &process::is_alive);
         RecoveryReport {
@@ -833,6 +1063,21 @@ impl ShmAllocator {
     }
 
     /// Occupancy per class (a snapshot; scans every slot's state word).
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-shmstats-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().replace_existing(true))?;
+    /// let ev = shm.allocate(b"x", 1)?;
+    /// assert_eq!(shm.stats().in_use(), 1);
+    /// drop(ev);
+    /// assert_eq!(shm.stats().in_use(), 0);
+    /// # drop(shm);
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn stats(&self) -> ShmStats {
         let seg = &self.inner.seg;
@@ -853,12 +1098,38 @@ impl ShmAllocator {
     }
 
     /// The segment file's path.
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-path-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().replace_existing(true))?;
+    /// assert_eq!(ShmAllocator::open(&path)?.path(), Some(path.as_path()));
+    /// # drop(shm);
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn path(&self) -> Option<&Path> {
         self.inner.path.as_deref()
     }
 
     /// The largest payload a slot can hold.
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-maxpayload-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().classes(&[(64, 4), (512, 4)]).replace_existing(true))?;
+    /// assert_eq!(shm.max_payload(), 512);
+    /// assert!(shm.allocate(&[0; 512], 1).is_ok());
+    /// assert!(shm.allocate(&[0; 513], 1).is_err());
+    /// # drop(shm);
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn max_payload(&self) -> usize {
         self.inner
@@ -870,6 +1141,19 @@ impl ShmAllocator {
     }
 
     /// The segment's size in bytes.
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-size-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().classes(&[(64, 4), (512, 4)]).replace_existing(true))?;
+    /// // At least the payload arrays; the header and slot metadata come on top.
+    /// assert!(shm.segment_size() > 64 * 4 + 512 * 4);
+    /// # drop(shm);
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn segment_size(&self) -> usize {
         self.inner.seg.layout().total
@@ -933,6 +1217,19 @@ impl ShmPtr {
     }
 
     /// The payload bytes.
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-payload-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().replace_existing(true))?;
+    /// let ev = shm.allocate(b"in the mapping", 1)?;
+    /// assert_eq!(ev.payload(), b"in the mapping");
+    /// # drop(shm);
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn payload(&self) -> &[u8] {
@@ -940,6 +1237,18 @@ impl ShmPtr {
     }
 
     /// The event type given at allocation.
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-evtype-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().replace_existing(true))?;
+    /// assert_eq!(shm.allocate(b"", 12)?.event_type(), 12);
+    /// # drop(shm);
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn event_type(&self) -> u32 {
@@ -949,6 +1258,21 @@ impl ShmPtr {
     /// A `u64` naming this event (class, slot, generation and a segment tag) for any
     /// process attached to the segment. It does not carry a hold: keep this handle until
     /// the receiver has called [`ShmAllocator::from_token`] (module docs).
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-totoken-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().replace_existing(true))?;
+    /// let ev = shm.allocate(b"x", 1)?;
+    /// let token = ev.to_token();
+    /// assert_eq!(ev.to_token(), token);             // the same while the event lives
+    /// assert!(shm.from_token(token)?.payload() == b"x");
+    /// # drop(shm);
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn to_token(&self) -> u64 {
@@ -963,6 +1287,21 @@ impl ShmPtr {
     }
 
     /// The slot's generation: it changes every time the slot is reused.
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-generation-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().classes(&[(64, 1)]).replace_existing(true))?;
+    /// use slotring::shm::ShmPtr;
+    /// let first = ShmPtr::generation(&shm.allocate(b"a", 1)?);
+    /// let second = ShmPtr::generation(&shm.allocate(b"b", 1)?); // the same slot, reused
+    /// assert_ne!(first, second);
+    /// # drop(shm);
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn generation(this: &Self) -> u32 {
@@ -970,6 +1309,23 @@ impl ShmPtr {
     }
 
     /// Handles to this event in this process (a snapshot).
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-local-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().replace_existing(true))?;
+    /// use slotring::shm::ShmPtr;
+    /// let ev = shm.allocate(b"x", 1)?;
+    /// let twin = ev.clone();
+    /// assert_eq!(ShmPtr::local_count(&ev), 2);
+    /// drop(twin);
+    /// assert_eq!(ShmPtr::local_count(&ev), 1);
+    /// # drop(shm);
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn local_count(this: &Self) -> usize {
         // Relaxed: introspection, like `Arc::strong_count`.
@@ -977,12 +1333,47 @@ impl ShmPtr {
     }
 
     /// Processes holding this event (a snapshot).
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-proc-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().replace_existing(true))?;
+    /// use slotring::shm::ShmPtr;
+    /// let ev = shm.allocate(b"x", 1)?;
+    /// assert_eq!(ShmPtr::process_count(&ev), 1);
+    /// let other = ShmAllocator::open(&path)?;        // counts as another process
+    /// let theirs = other.from_token(ev.to_token())?;
+    /// assert_eq!(ShmPtr::process_count(&ev), 2);
+    /// drop((theirs, other));
+    /// assert_eq!(ShmPtr::process_count(&ev), 1);
+    /// # drop(shm);
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn process_count(this: &Self) -> usize {
         this.inner().seg.snapshot(this.global).1.count_ones() as usize
     }
 
     /// Whether two handles name the same slot of the same segment mapping.
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-ptreq-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().replace_existing(true))?;
+    /// use slotring::shm::ShmPtr;
+    /// let a = shm.allocate(b"x", 1)?;
+    /// let b = shm.allocate(b"x", 1)?;
+    /// assert!(ShmPtr::ptr_eq(&a, &a.clone()));
+    /// assert!(!ShmPtr::ptr_eq(&a, &b));
+    /// # drop(shm);
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn ptr_eq(this: &Self, other: &Self) -> bool {
         this.data == other.data

@@ -153,6 +153,18 @@ pub enum SyncError {
 impl SyncError {
     /// Whether this error poisons the memory for every worker (a worker left or
     /// panicked, or `stop` was called), as opposed to a refused call.
+    ///
+    /// ```
+    /// use slotring::synced::{SyncError, SyncedMemory};
+    /// let mem = SyncedMemory::<u8>::new(2, 4);
+    /// let _mine = mem.local_handle(0)?;
+    /// let taken = mem.local_handle(0).unwrap_err(); // a refused call: nothing poisoned
+    /// assert!(!taken.is_poison());
+    /// mem.stop();
+    /// assert_eq!(mem.poisoned(), Some(SyncError::Stopped));
+    /// assert!(SyncError::Stopped.is_poison());
+    /// # Ok::<(), SyncError>(())
+    /// ```
     #[must_use]
     pub fn is_poison(&self) -> bool {
         matches!(
@@ -296,6 +308,11 @@ impl<T: Pod> SyncedMemory<T> {
     }
 
     /// The number of workers (segments).
+    ///
+    /// ```
+    /// let mem = slotring::synced::SyncedMemory::<f32>::new(4, 16);
+    /// assert_eq!((mem.num_threads(), mem.segment_len()), (4, 16));
+    /// ```
     #[inline]
     #[must_use]
     pub fn num_threads(&self) -> usize {
@@ -303,6 +320,12 @@ impl<T: Pod> SyncedMemory<T> {
     }
 
     /// The number of values in each segment.
+    ///
+    /// ```
+    /// let mem = slotring::synced::SyncedMemory::<f64>::new(2, 100);
+    /// assert_eq!(mem.segment_len(), 100);
+    /// assert!(mem.segment_stride() >= 100 * size_of::<f64>());
+    /// ```
     #[inline]
     #[must_use]
     pub fn segment_len(&self) -> usize {
@@ -322,6 +345,17 @@ impl<T: Pod> SyncedMemory<T> {
     }
 
     /// The number of completed cycles, modulo 2^32 (a snapshot).
+    ///
+    /// ```
+    /// use slotring::synced::SyncedMemory;
+    /// let mem = SyncedMemory::<u32>::new(1, 3);
+    /// let mut handle = mem.local_handle(0)?;
+    /// assert_eq!(mem.cycles(), 0);
+    /// handle.write_and_sync_read(&[1])?;
+    /// handle.write_and_sync_read(&[2])?;
+    /// assert_eq!(mem.cycles(), 2);
+    /// # Ok::<(), slotring::synced::SyncError>(())
+    /// ```
     #[must_use]
     pub fn cycles(&self) -> u32 {
         self.barrier.epoch()
@@ -389,6 +423,15 @@ impl<T: Pod> SyncedMemory<T> {
 
     /// The poison error, if a worker left or panicked or [`stop`](Self::stop) was
     /// called.
+    ///
+    /// ```
+    /// use slotring::synced::{SyncError, SyncedMemory};
+    /// let mem = SyncedMemory::<u8>::new(2, 4);
+    /// assert_eq!(mem.poisoned(), None);
+    /// drop(mem.local_handle(1)?); // worker 1 left
+    /// assert_eq!(mem.poisoned(), Some(SyncError::WorkerLeft { id: 1 }));
+    /// # Ok::<(), SyncError>(())
+    /// ```
     #[must_use]
     pub fn poisoned(&self) -> Option<SyncError> {
         self.barrier.poisoned().map(SyncError::from)
@@ -456,6 +499,16 @@ impl HandleState {
 /// Dropping it means the worker left: other workers get [`SyncError::WorkerLeft`]
 /// (or [`SyncError::WorkerPanicked`] if this thread is panicking) instead of waiting
 /// forever.
+///
+/// ```
+/// use slotring::synced::SyncedMemory;
+/// let mem = SyncedMemory::<u32>::new(1, 3);
+/// let mut handle = mem.local_handle(0)?;
+/// let written = handle.write(&[1, 2, 3])?;  // write phase
+/// let view = written.wait()?;               // read phase: every segment
+/// assert_eq!(view.own(), [1, 2, 3]);
+/// # Ok::<(), slotring::synced::SyncError>(())
+/// ```
 #[must_use = "dropping a handle poisons the memory for every other worker"]
 pub struct LocalHandle<'m, T: Pod> {
     mem: &'m SyncedMemory<T>,
@@ -464,6 +517,12 @@ pub struct LocalHandle<'m, T: Pod> {
 
 impl<'m, T: Pod> LocalHandle<'m, T> {
     /// This worker's id (its segment's index).
+    ///
+    /// ```
+    /// let mem = slotring::synced::SyncedMemory::<u8>::new(3, 1);
+    /// assert_eq!(mem.local_handle(2)?.id(), 2);
+    /// # Ok::<(), slotring::synced::SyncError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn id(&self) -> usize {
@@ -471,6 +530,16 @@ impl<'m, T: Pod> LocalHandle<'m, T> {
     }
 
     /// The number of cycles this worker completed.
+    ///
+    /// ```
+    /// use slotring::synced::SyncedMemory;
+    /// let mem = SyncedMemory::<u32>::new(1, 3);
+    /// let mut handle = mem.local_handle(0)?;
+    /// assert_eq!(handle.cycle(), 0);
+    /// handle.write_and_sync_read(&[1])?;
+    /// assert_eq!(handle.cycle(), 1);
+    /// # Ok::<(), slotring::synced::SyncError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn cycle(&self) -> u64 {
@@ -478,6 +547,14 @@ impl<'m, T: Pod> LocalHandle<'m, T> {
     }
 
     /// The memory this handle belongs to.
+    ///
+    /// ```
+    /// use slotring::synced::SyncedMemory;
+    /// let mem = SyncedMemory::<u32>::new(1, 3);
+    /// let mut handle = mem.local_handle(0)?;
+    /// assert!(std::ptr::eq(handle.memory(), &mem));
+    /// # Ok::<(), slotring::synced::SyncError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn memory(&self) -> &'m SyncedMemory<T> {
@@ -636,6 +713,17 @@ impl<T: Pod> fmt::Debug for LocalHandle<'_, T> {
 
 /// A handle whose segment is written for this cycle: [`wait`](Self::wait) for the
 /// others. Dropping it without waiting returns the handle to its write phase.
+///
+/// ```
+/// use slotring::synced::SyncedMemory;
+/// let mem = SyncedMemory::<u32>::new(1, 3);
+/// let mut handle = mem.local_handle(0)?;
+/// let written = handle.write(&[7])?;
+/// drop(written);                              // not waited: still in the write phase
+/// let view = handle.write(&[8])?.wait()?;     // the second write wins
+/// assert_eq!(view.own(), [8, 0, 0]);
+/// # Ok::<(), slotring::synced::SyncError>(())
+/// ```
 #[must_use = "call wait() to complete the cycle"]
 pub struct Written<'h, T: Pod> {
     mem: &'h SyncedMemory<T>,
@@ -651,6 +739,21 @@ impl<'h, T: Pod> Written<'h, T> {
     /// The poison error ([`SyncError::WorkerLeft`], [`SyncError::WorkerPanicked`],
     /// [`SyncError::Stopped`]) if the memory was poisoned before this cycle completed.
     /// The handle is spent afterwards: its later calls return the same error.
+    ///
+    /// ```
+    /// use std::thread;
+    /// use slotring::synced::SyncedMemory;
+    /// let mem = SyncedMemory::<u32>::new(2, 2);
+    /// thread::scope(|s| -> Result<(), slotring::synced::SyncError> {
+    ///     let mut other = mem.local_handle(1)?;
+    ///     s.spawn(move || other.write_and_sync_read(&[30, 40]).map(|_| ()));
+    ///     let mut handle = mem.local_handle(0)?;
+    ///     let view = handle.write(&[10, 20])?.wait()?;
+    ///     assert_eq!(view.to_vec(), [10, 20, 30, 40]);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), slotring::synced::SyncError>(())
+    /// ```
     pub fn wait(self) -> Result<GlobalView<'h, T>, SyncError> {
         let state = self.state;
         if let Some(buffer) = state.reading.take() {
@@ -694,6 +797,23 @@ impl<T: Pod> fmt::Debug for Written<'_, T> {
 /// Segment `i` holds worker `i`'s values; as one sequence ([`iter`](Self::iter),
 /// [`get`](Self::get), [`to_vec`](Self::to_vec)) the state has
 /// `num_threads * segment_len` values, segment `i` starting at `i * segment_len`.
+///
+/// ```
+/// use std::thread;
+/// use slotring::synced::SyncedMemory;
+/// let mem = SyncedMemory::<u32>::new(2, 2);
+/// thread::scope(|s| -> Result<(), slotring::synced::SyncError> {
+///     let mut other = mem.local_handle(1)?;
+///     s.spawn(move || other.write_and_sync_read(&[30, 40]).map(|_| ()));
+///     let mut handle = mem.local_handle(0)?;
+///     let view = handle.write(&[10, 20])?.wait()?;
+///     assert_eq!(view.segment(1), Some(&[30, 40][..]));
+///     assert_eq!(view.get(3), Some(&40));
+///     assert_eq!(view.iter().sum::<u32>(), 100);
+///     Ok(())
+/// })?;
+/// # Ok::<(), slotring::synced::SyncError>(())
+/// ```
 pub struct GlobalView<'h, T: Pod> {
     mem: &'h SyncedMemory<T>,
     state: &'h mut HandleState,
@@ -702,6 +822,15 @@ pub struct GlobalView<'h, T: Pod> {
 
 impl<'h, T: Pod> GlobalView<'h, T> {
     /// The cycle this view shows (0 for the first).
+    ///
+    /// ```
+    /// use slotring::synced::SyncedMemory;
+    /// let mem = SyncedMemory::<u32>::new(1, 3);
+    /// let mut handle = mem.local_handle(0)?;
+    /// assert_eq!(handle.write_and_sync_read(&[1])?.cycle(), 0);
+    /// assert_eq!(handle.write_and_sync_read(&[1])?.cycle(), 1);
+    /// # Ok::<(), slotring::synced::SyncError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn cycle(&self) -> u64 {
@@ -709,6 +838,15 @@ impl<'h, T: Pod> GlobalView<'h, T> {
     }
 
     /// The number of segments (workers).
+    ///
+    /// ```
+    /// use slotring::synced::SyncedMemory;
+    /// let mem = SyncedMemory::<u32>::new(1, 3);
+    /// let mut handle = mem.local_handle(0)?;
+    /// let view = handle.write_and_sync_read(&[])?;
+    /// assert_eq!((view.num_segments(), view.segment_len(), view.len()), (1, 3, 3));
+    /// # Ok::<(), slotring::synced::SyncError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn num_segments(&self) -> usize {
@@ -716,6 +854,14 @@ impl<'h, T: Pod> GlobalView<'h, T> {
     }
 
     /// The number of values in each segment.
+    ///
+    /// ```
+    /// use slotring::synced::SyncedMemory;
+    /// let mem = SyncedMemory::<u32>::new(1, 3);
+    /// let mut handle = mem.local_handle(0)?;
+    /// assert_eq!(handle.write_and_sync_read(&[])?.segment_len(), 3);
+    /// # Ok::<(), slotring::synced::SyncError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn segment_len(&self) -> usize {
@@ -723,6 +869,21 @@ impl<'h, T: Pod> GlobalView<'h, T> {
     }
 
     /// The number of values in all segments.
+    ///
+    /// ```
+    /// use std::thread;
+    /// use slotring::synced::SyncedMemory;
+    /// let mem = SyncedMemory::<u32>::new(2, 2);
+    /// thread::scope(|s| -> Result<(), slotring::synced::SyncError> {
+    ///     let mut other = mem.local_handle(1)?;
+    ///     s.spawn(move || other.write_and_sync_read(&[30, 40]).map(|_| ()));
+    ///     let mut handle = mem.local_handle(0)?;
+    ///     let view = handle.write(&[10, 20])?.wait()?;
+    ///     assert_eq!(view.len(), 2 * 2);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), slotring::synced::SyncError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn len(&self) -> usize {
@@ -730,6 +891,14 @@ impl<'h, T: Pod> GlobalView<'h, T> {
     }
 
     /// Whether there are no values at all.
+    ///
+    /// ```
+    /// use slotring::synced::SyncedMemory;
+    /// let mem = SyncedMemory::<u32>::new(1, 3);
+    /// let mut handle = mem.local_handle(0)?;
+    /// assert!(!handle.write_and_sync_read(&[])?.is_empty());
+    /// # Ok::<(), slotring::synced::SyncError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn is_empty(&self) -> bool {
@@ -737,6 +906,22 @@ impl<'h, T: Pod> GlobalView<'h, T> {
     }
 
     /// Segment `i` (worker `i`'s values), or `None` if `i` is out of range.
+    ///
+    /// ```
+    /// use std::thread;
+    /// use slotring::synced::SyncedMemory;
+    /// let mem = SyncedMemory::<u32>::new(2, 2);
+    /// thread::scope(|s| -> Result<(), slotring::synced::SyncError> {
+    ///     let mut other = mem.local_handle(1)?;
+    ///     s.spawn(move || other.write_and_sync_read(&[30, 40]).map(|_| ()));
+    ///     let mut handle = mem.local_handle(0)?;
+    ///     let view = handle.write(&[10, 20])?.wait()?;
+    ///     assert_eq!(view.segment(0), Some(&[10, 20][..]));
+    ///     assert_eq!(view.segment(2), None);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), slotring::synced::SyncError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn segment(&self, i: usize) -> Option<&[T]> {
@@ -751,6 +936,14 @@ impl<'h, T: Pod> GlobalView<'h, T> {
     }
 
     /// This worker's own segment.
+    ///
+    /// ```
+    /// use slotring::synced::SyncedMemory;
+    /// let mem = SyncedMemory::<u32>::new(1, 3);
+    /// let mut handle = mem.local_handle(0)?;
+    /// assert_eq!(handle.write_and_sync_read(&[5, 6])?.own(), [5, 6, 0]); // zero-padded
+    /// # Ok::<(), slotring::synced::SyncError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn own(&self) -> &[T] {
@@ -759,18 +952,64 @@ impl<'h, T: Pod> GlobalView<'h, T> {
     }
 
     /// The segments in order.
+    ///
+    /// ```
+    /// use std::thread;
+    /// use slotring::synced::SyncedMemory;
+    /// let mem = SyncedMemory::<u32>::new(2, 2);
+    /// thread::scope(|s| -> Result<(), slotring::synced::SyncError> {
+    ///     let mut other = mem.local_handle(1)?;
+    ///     s.spawn(move || other.write_and_sync_read(&[30, 40]).map(|_| ()));
+    ///     let mut handle = mem.local_handle(0)?;
+    ///     let view = handle.write(&[10, 20])?.wait()?;
+    ///     let sums: Vec<u32> = view.segments().map(|s| s.iter().sum()).collect();
+    ///     assert_eq!(sums, [30, 70]);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), slotring::synced::SyncError>(())
+    /// ```
     pub fn segments(&self) -> impl ExactSizeIterator<Item = &[T]> + '_ {
         // SAFETY: as in `segment`; `i < num_threads`.
         (0..self.mem.num_threads).map(move |i| unsafe { self.mem.storage.segment(self.buffer, i) })
     }
 
     /// Every value, segment after segment.
+    ///
+    /// ```
+    /// use std::thread;
+    /// use slotring::synced::SyncedMemory;
+    /// let mem = SyncedMemory::<u32>::new(2, 2);
+    /// thread::scope(|s| -> Result<(), slotring::synced::SyncError> {
+    ///     let mut other = mem.local_handle(1)?;
+    ///     s.spawn(move || other.write_and_sync_read(&[30, 40]).map(|_| ()));
+    ///     let mut handle = mem.local_handle(0)?;
+    ///     let view = handle.write(&[10, 20])?.wait()?;
+    ///     assert_eq!(view.iter().max(), Some(&40));
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), slotring::synced::SyncError>(())
+    /// ```
     pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
         self.segments().flatten()
     }
 
     /// Value `index` of the whole state (segment `index / segment_len`), or `None` if out
     /// of range.
+    ///
+    /// ```
+    /// use std::thread;
+    /// use slotring::synced::SyncedMemory;
+    /// let mem = SyncedMemory::<u32>::new(2, 2);
+    /// thread::scope(|s| -> Result<(), slotring::synced::SyncError> {
+    ///     let mut other = mem.local_handle(1)?;
+    ///     s.spawn(move || other.write_and_sync_read(&[30, 40]).map(|_| ()));
+    ///     let mut handle = mem.local_handle(0)?;
+    ///     let view = handle.write(&[10, 20])?.wait()?;
+    ///     assert_eq!((view.get(1), view.get(2), view.get(4)), (Some(&20), Some(&30), None));
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), slotring::synced::SyncError>(())
+    /// ```
     #[inline]
     #[must_use]
     pub fn get(&self, index: usize) -> Option<&T> {
@@ -782,6 +1021,23 @@ impl<'h, T: Pod> GlobalView<'h, T> {
     }
 
     /// Copies the whole state into `out` (cleared first), reusing its allocation.
+    ///
+    /// ```
+    /// use std::thread;
+    /// use slotring::synced::SyncedMemory;
+    /// let mem = SyncedMemory::<u32>::new(2, 2);
+    /// thread::scope(|s| -> Result<(), slotring::synced::SyncError> {
+    ///     let mut other = mem.local_handle(1)?;
+    ///     s.spawn(move || other.write_and_sync_read(&[30, 40]).map(|_| ()));
+    ///     let mut handle = mem.local_handle(0)?;
+    ///     let view = handle.write(&[10, 20])?.wait()?;
+    ///     let mut out = vec![99; 1];
+    ///     view.copy_to(&mut out);
+    ///     assert_eq!(out, [10, 20, 30, 40]);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), slotring::synced::SyncError>(())
+    /// ```
     pub fn copy_to(&self, out: &mut Vec<T>) {
         out.clear();
         out.reserve(self.len());
@@ -791,6 +1047,21 @@ impl<'h, T: Pod> GlobalView<'h, T> {
     }
 
     /// The whole state as a new `Vec`.
+    ///
+    /// ```
+    /// use std::thread;
+    /// use slotring::synced::SyncedMemory;
+    /// let mem = SyncedMemory::<u32>::new(2, 2);
+    /// thread::scope(|s| -> Result<(), slotring::synced::SyncError> {
+    ///     let mut other = mem.local_handle(1)?;
+    ///     s.spawn(move || other.write_and_sync_read(&[30, 40]).map(|_| ()));
+    ///     let mut handle = mem.local_handle(0)?;
+    ///     let view = handle.write(&[10, 20])?.wait()?;
+    ///     assert_eq!(view.to_vec(), [10, 20, 30, 40]);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), slotring::synced::SyncError>(())
+    /// ```
     #[must_use]
     pub fn to_vec(&self) -> Vec<T> {
         let mut out = Vec::new();

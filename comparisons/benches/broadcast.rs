@@ -12,7 +12,7 @@
 //!
 //! Same 64-byte `Pod` event, same number of events per iteration, each reader sums a
 //! word of every event. Run with
-//! `cargo bench --bench broadcast -- --warm-up-time 1 --measurement-time 3`.
+//! `cargo bench -p slotring-comparisons --bench broadcast -- --warm-up-time 1 --measurement-time 3`.
 //! On a 2-core machine 2 and 4 readers oversubscribe the cores: everything that waits
 //! yields its time slice.
 

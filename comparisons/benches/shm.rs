@@ -1,6 +1,6 @@
 //! Cross-process hand-off of a 48-byte event, side by side with the alternatives.
 //!
-//! Run with `cargo bench --features shm --bench shm` (add
+//! Run with `cargo bench -p slotring-comparisons --bench shm` (add
 //! `-- --warm-up-time 1 --measurement-time 3` for a short run). Each iteration is one
 //! complete hand-off between this process (A) and a child process (B, this bench binary
 //! re-run in a child role), with B's acknowledgement closing the round trip:

@@ -2,7 +2,7 @@
 //! all wait, every thread reads (sums) the whole state. `SyncedMemory` next to what
 //! std offers for the same job, in the same groups, for 2 and 4 threads.
 //!
-//! Run with `cargo bench --bench synced` (add `-- --warm-up-time 1 --measurement-time 3`
+//! Run with `cargo bench -p slotring-comparisons --bench synced` (add `-- --warm-up-time 1 --measurement-time 3`
 //! for a short run). The threads are spawned once per benchmark and driven through
 //! `iter_custom`, so thread start-up is not measured: the measuring thread is worker 0,
 //! the others wait for a cycle count on a channel and run that many cycles with it.

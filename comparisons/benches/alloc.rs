@@ -1,5 +1,5 @@
 //! Criterion benchmarks: slotring next to the alternatives users would pick, in the same
-//! group, on the same payloads. Run with `cargo bench --bench alloc`; HTML reports with
+//! group, on the same payloads. Run with `cargo bench -p slotring-comparisons --bench alloc`; HTML reports with
 //! plots land in `target/criterion/report/index.html`.
 //!
 //! Groups: allocate + read + drop per size class (vs `Box<[u8]>`, `Arc<[u8]>` and the
