@@ -6,7 +6,7 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, LazyLock};
 use std::thread;
 
 use slotring::{EventAllocator, RingBuffer, RingPtr, TokenError};
@@ -275,9 +275,12 @@ fn ring_ptrs_dropped_in_thread_local_destructors_come_back() {
         static EARLY: DropLater = const { DropLater(RefCell::new(Vec::new())) };
         static LATE: DropLater = const { DropLater(RefCell::new(Vec::new())) };
     }
+    // Statics (not leaked boxes), so miri's leak check stays quiet.
+    static POOLS: LazyLock<[RingBuffer<64, 8>; 3]> =
+        LazyLock::new(|| [RingBuffer::new(), RingBuffer::new(), RingBuffer::new()]);
     for order in 0..3 {
         // A fresh pool each time: this thread's own magazine may keep one of the last.
-        let pool: &'static RingBuffer<64, 8> = Box::leak(Box::new(RingBuffer::new()));
+        let pool: &'static RingBuffer<64, 8> = &POOLS[order];
         // Allocated here, so the worker's cache is untouched until it says otherwise.
         let held: Vec<_> = (0..8u64).map(|i| pool.alloc(i).unwrap()).collect();
         thread::spawn(move || {
@@ -319,7 +322,8 @@ fn allocating_in_a_thread_local_destructor_loses_nothing() {
     thread_local! {
         static SLOT: RefCell<Option<AllocOnDrop>> = const { RefCell::new(None) };
     }
-    let pool: &'static RingBuffer<64, 64> = Box::leak(Box::new(RingBuffer::new()));
+    static POOL: LazyLock<RingBuffer<64, 64>> = LazyLock::new(RingBuffer::new);
+    let pool: &'static RingBuffer<64, 64> = &POOL;
     thread::spawn(move || {
         // Register this destructor first, then bind the cache (destroyed first).
         SLOT.with(|s| *s.borrow_mut() = Some(AllocOnDrop(pool)));
