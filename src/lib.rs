@@ -133,8 +133,9 @@
 //!   is safe, the memory is freed after the last handle (strong or weak) is gone.
 //! * Handles are `Send`/`Sync` exactly when `T: Send + Sync`, like `Arc<T>`.
 //! * Generations are 32 bits: a weak handle or token that sleeps through exactly 2^32
-//!   reuses of its slot would be accepted again. Counts are 31 bits with an abort at
-//!   2^30.
+//!   reuses of its slot finds its generation again. It is refused unless that later life
+//!   also made a weak handle or token; then it is accepted as a counted reference to the
+//!   later event (wrong data, never unsound). Counts are 31 bits with an abort at 2^30.
 //! * Every event an allocator makes can become a token (heap events included); a token
 //!   of another pool or allocator is refused except with probability 2^-32; no token is
 //!   0. `clone_raw` racing `from_raw` and the last drop is modelled with loom.

@@ -41,7 +41,7 @@
 //! |---|---|---|
 //! | `allocate` / `alloc` | [`SlotState::activate`] on a free slot | the slot was free: no other reference of any kind exists |
 //! | `RingPtr::clone` | [`SlotState::acquire_strong`] | made from an existing strong handle |
-//! | `WeakRingPtr::upgrade` | [`SlotState::try_acquire_strong`] | `downgrade` set the flag first, while holding a strong handle |
+//! | `WeakRingPtr::upgrade` | [`SlotState::try_acquire_strong`] | `downgrade` set the flag first, while holding a strong handle; the CAS requires the flag, so a weak handle whose generation wrapped around into a life that never escaped is refused |
 //! | `into_raw` / `from_raw` | [`SlotState::park_raw`] / [`SlotState::take_raw`] | a transfer: the parked hold *is* a strong reference; `into_raw` sets the flag anyway, for `clone_raw` |
 //! | `clone_raw` | [`SlotState::has_raw`] then [`SlotState::try_acquire_strong`] | `into_raw` set the flag before parking, and `has_raw` acquires the park, so the flag is in the word before the clone's CAS |
 //! | heap-event tokens | a strong reference held by the allocator's token table | clones are made from that held reference, under the table's lock |
@@ -312,14 +312,24 @@ impl SlotState {
         true
     }
 
-    /// Adds a strong reference if the slot is still live in `generation`: the upgrade
-    /// of a weak handle.
+    /// Adds a strong reference if the slot is still live in `generation` and escaped in
+    /// it: the upgrade of a weak handle, or `clone_raw` of a token.
     #[inline]
     pub(crate) fn try_acquire_strong(&self, generation: u32) -> bool {
-        // Relaxed: only a comparison value; the successful CAS below is Acquire.
+        // Relaxed: only a comparison value; the successful CAS below is Acquire. A
+        // legitimate caller is ordered after the `mark_escaped` of this life (the weak
+        // handle or token reached it from the thread that set the flag, or `has_raw`
+        // acquired the park), so even this load sees the flag.
         let mut current = Packed(self.state.load(Ordering::Relaxed));
         loop {
-            if current.generation() != generation || current.count() == 0 {
+            // The escaped flag is part of the check: a weak handle or token of *this* life
+            // set it before it existed. One that finds the generation equal but the flag
+            // clear slept through exactly 2^32 reuses of the slot (the generation wrapped)
+            // and is refused; without this check its reference would appear in a life
+            // whose handles take the plain-store release and `get_mut` (found by the
+            // adversarial review).
+            if current.generation() != generation || current.count() == 0 || !current.escaped()
+            {
                 return false;
             }
             if current.count() > MAX_REFCOUNT {
@@ -467,7 +477,7 @@ impl SlotState {
 
 #[cfg(test)]
 mod tests {
-    use super::Packed;
+    use super::{Packed, SlotState};
 
     #[test]
     fn packed_round_trips() {
@@ -476,6 +486,24 @@ mod tests {
             assert_eq!(p.generation(), generation);
             assert_eq!(p.count(), count);
         }
+    }
+
+    /// A weak handle or token whose generation wrapped around (2^32 reuses later) finds
+    /// its generation again, in a life with no weak handle or token: refused, because a
+    /// reference appearing there would break the plain-store release and `get_mut`.
+    #[test]
+    fn a_wrapped_generation_is_refused_unless_the_life_escaped() {
+        let slot = SlotState::new();
+        let generation = slot.activate(1, 0);
+        assert!(
+            !slot.try_acquire_strong(generation),
+            "no weak handle or token was made in this life"
+        );
+        assert!(slot.is_unique());
+        slot.mark_escaped();
+        assert!(slot.try_acquire_strong(generation));
+        assert_eq!(slot.strong_count(), 2);
+        assert!(!slot.is_unique());
     }
 
     #[test]
