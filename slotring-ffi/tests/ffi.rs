@@ -1,11 +1,11 @@
 //! The FFI layer called from Rust, as a C host would call it: sinks, statuses, tokens,
 //! panics caught at the boundary. Every test here shares the process-wide allocator and
 //! sink, so they take turns.
-#![cfg(feature = "ffi")]
 
 use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 
-use slotring::ffi::{self, DeliverError, SinkError, SlotringStats, SlotringStatus};
+use slotring::ffi::{self, DeliverError, SinkError, SlotringStatus};
+use slotring_ffi::SlotringStats;
 use slotring::{AllocError, Event, EventAllocator, PoolId, RingPtr};
 
 /// Small pools, spilling on, no heap fallback: exhaustion and size limits are reachable.
@@ -150,32 +150,32 @@ fn c_hosts_hold_events_by_token() {
     let _turn = turn();
     let mut token = 0u64;
     // SAFETY: the payload and out pointer are valid.
-    let status = unsafe { ffi::slotring_event_alloc(b"held".as_ptr(), 4, 3, &mut token) };
+    let status = unsafe { slotring_ffi::slotring_event_alloc(b"held".as_ptr(), 4, 3, &mut token) };
     assert_eq!(status, SlotringStatus::Ok);
     let (mut data, mut len, mut ty) = (std::ptr::null(), 0usize, 0u32);
     // SAFETY: the out pointers are valid.
-    let status = unsafe { ffi::slotring_event_data(token, &mut data, &mut len, &mut ty) };
+    let status = unsafe { slotring_ffi::slotring_event_data(token, &mut data, &mut len, &mut ty) };
     assert_eq!(status, SlotringStatus::Ok);
     // SAFETY: the token holds the event, so its bytes stay valid and unchanged.
     assert_eq!(unsafe { std::slice::from_raw_parts(data, len) }, b"held");
     assert_eq!(ty, 3);
     let mut twin = 0u64;
     // SAFETY: the out pointer is valid.
-    let status = unsafe { ffi::slotring_event_clone(token, &mut twin) };
+    let status = unsafe { slotring_ffi::slotring_event_clone(token, &mut twin) };
     assert_eq!(status, SlotringStatus::Ok);
-    assert_eq!(ffi::slotring_event_release(token), SlotringStatus::Ok);
+    assert_eq!(slotring_ffi::slotring_event_release(token), SlotringStatus::Ok);
     // SAFETY: still held by the clone.
     assert_eq!(unsafe { std::slice::from_raw_parts(data, len) }, b"held");
     let (tx, rx) = crossbeam_channel::unbounded::<RingPtr<Event>>();
-    assert_eq!(ffi::slotring_event_send(twin), SlotringStatus::NoSink);
+    assert_eq!(slotring_ffi::slotring_event_send(twin), SlotringStatus::NoSink);
     ffi::set_sink(tx);
-    assert_eq!(ffi::slotring_event_send(twin), SlotringStatus::Ok);
+    assert_eq!(slotring_ffi::slotring_event_send(twin), SlotringStatus::Ok);
     assert_eq!(
-        ffi::slotring_event_send(twin),
+        slotring_ffi::slotring_event_send(twin),
         SlotringStatus::AlreadyReleased
     );
     assert_eq!(
-        ffi::slotring_event_release(token),
+        slotring_ffi::slotring_event_release(token),
         SlotringStatus::AlreadyReleased
     );
     let sent = rx.recv().unwrap();
@@ -183,20 +183,20 @@ fn c_hosts_hold_events_by_token() {
     drop(sent);
     let mut stats = SlotringStats::default();
     // SAFETY: the out pointer is valid.
-    let status = unsafe { ffi::slotring_stats(&mut stats) };
+    let status = unsafe { slotring_ffi::slotring_stats(&mut stats) };
     assert_eq!(status, SlotringStatus::Ok);
     assert_eq!(stats.pools[0].slot_size, 64);
     assert_eq!(stats.pools[0].capacity, 8);
     assert!(stats.pools.iter().all(|p| p.in_use == 0));
     // SAFETY: a null out pointer is refused, not written.
-    let status = unsafe { ffi::slotring_stats(std::ptr::null_mut()) };
+    let status = unsafe { slotring_ffi::slotring_stats(std::ptr::null_mut()) };
     assert_eq!(status, SlotringStatus::NullPointer);
     // Configuration after use is refused, bad flags too.
     // SAFETY: a null capacities pointer selects the defaults.
-    let late = unsafe { ffi::slotring_init(std::ptr::null(), 0) };
+    let late = unsafe { slotring_ffi::slotring_init(std::ptr::null(), 0) };
     assert_eq!(late, SlotringStatus::AlreadyInitialized);
     // SAFETY: as above.
-    let bad_flags = unsafe { ffi::slotring_init(std::ptr::null(), 1 << 7) };
+    let bad_flags = unsafe { slotring_ffi::slotring_init(std::ptr::null(), 1 << 7) };
     assert_eq!(bad_flags, SlotringStatus::InvalidArgument);
     assert!(ffi::install_allocator(&ALLOCATOR).is_err());
 }
@@ -205,11 +205,11 @@ fn c_hosts_hold_events_by_token() {
 fn status_messages_are_static_c_strings() {
     for code in 0..=12 {
         // SAFETY: the function returns a pointer to a static NUL-terminated string.
-        let message = unsafe { std::ffi::CStr::from_ptr(ffi::slotring_status_message(code)) };
+        let message = unsafe { std::ffi::CStr::from_ptr(slotring_ffi::slotring_status_message(code)) };
         assert_ne!(message.to_str().unwrap(), "unknown status", "code {code}");
     }
     // SAFETY: as above.
-    let unknown = unsafe { std::ffi::CStr::from_ptr(ffi::slotring_status_message(-1)) };
+    let unknown = unsafe { std::ffi::CStr::from_ptr(slotring_ffi::slotring_status_message(-1)) };
     assert_eq!(unknown.to_str().unwrap(), "unknown status");
 }
 
