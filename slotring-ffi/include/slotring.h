@@ -265,8 +265,10 @@ enum SlotringStatus slotring_event_release(uint64_t token);
 // `slotring_event_release`); on `NO_SINK`, `SINK_FULL`, `SINK_CLOSED` or `MISUSE` it is
 // given back to the same token, unchanged, and the caller may retry. (While a send is
 // in flight its hold is out of the token: a concurrent release or read of a token with
-// no other hold sees `ALREADY_RELEASED`.) After `PANIC` (a panicking Rust sink) the
-// hold is gone.
+// no other hold sees `ALREADY_RELEASED`.) A C sink callback receives its hold in the
+// same token value, so a racer using that value after the delivery takes the
+// callback's hold: a token counts holds, it does not name their owners. After `PANIC`
+// (a panicking Rust sink) the hold is gone.
 //
 // Thread safety: any thread, concurrently; `MISUSE` from inside a sink callback.
 enum SlotringStatus slotring_event_send(uint64_t token);

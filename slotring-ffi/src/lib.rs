@@ -13,6 +13,7 @@
 //! failures are `SLOTRING_STATUS_OUT_OF_MEMORY`, never an abort; calls made from inside
 //! a sink that would deadlock are `SLOTRING_STATUS_MISUSE`.
 
+use core::cell::Cell;
 use core::ffi::{c_char, c_void};
 
 pub use slotring::ffi::SlotringStatus;
@@ -306,8 +307,10 @@ pub extern "C" fn slotring_event_release(token: u64) -> SlotringStatus {
 /// `slotring_event_release`); on `NO_SINK`, `SINK_FULL`, `SINK_CLOSED` or `MISUSE` it is
 /// given back to the same token, unchanged, and the caller may retry. (While a send is
 /// in flight its hold is out of the token: a concurrent release or read of a token with
-/// no other hold sees `ALREADY_RELEASED`.) After `PANIC` (a panicking Rust sink) the
-/// hold is gone.
+/// no other hold sees `ALREADY_RELEASED`.) A C sink callback receives its hold in the
+/// same token value, so a racer using that value after the delivery takes the
+/// callback's hold: a token counts holds, it does not name their owners. After `PANIC`
+/// (a panicking Rust sink) the hold is gone.
 ///
 /// Thread safety: any thread, concurrently; `MISUSE` from inside a sink callback.
 #[unsafe(no_mangle)]
@@ -319,6 +322,7 @@ pub extern "C" fn slotring_event_send(token: u64) -> SlotringStatus {
         let allocator = allocator_of(token)?;
         // Take the hold first: the token's hold count decides which sender gets it.
         let mut event = Some(allocator.from_raw(token)?);
+        let _ = PARKED_HOLD_TAKEN.try_with(|flag| flag.set(false));
         let delivered = with_sink(|sink| match event.take() {
             Some(event) => sink.deliver(event).map_err(DeliverError::Sink),
             None => Ok(()),
@@ -338,7 +342,10 @@ pub extern "C" fn slotring_event_send(token: u64) -> SlotringStatus {
             DeliverError::Sink(refused) => Some(refused.into_event()),
             _ => event.take(),
         };
-        if let Some(back) = back {
+        // A refusing C callback whose parked hold a racer took: that racer gives the
+        // hold back (or delivers it), so giving ours back too would add one.
+        let taken_by_racer = PARKED_HOLD_TAKEN.try_with(|flag| flag.replace(false)) == Ok(true);
+        if let Some(back) = back.filter(|_| !taken_by_racer) {
             // Give the hold back. The event is alive (we hold it), so its token is the
             // one it had: a slot's generation, or the heap entry the event keeps while
             // it lives; and parking into an existing entry never allocates.
@@ -415,6 +422,11 @@ unsafe impl Sync for CallbackSink {}
 
 impl EventSink for CallbackSink {
     fn deliver(&self, event: RingPtr<Event>) -> Result<(), SinkError> {
+        // Kept in case the callback refuses: the hold parked for the callback sits in
+        // the event's public token, where a concurrent caller with the same token value
+        // may take it (a token counts holds, it names no owner), so taking it back
+        // could fail for a reason that is not the callback's.
+        let kept = event.clone();
         let token = RingPtr::into_raw(event).map_err(SinkError::Full)?;
         // SAFETY: the registration contract: `callback` is a valid function taking a
         // token and `user_data`, callable from any thread.
@@ -422,15 +434,25 @@ impl EventSink for CallbackSink {
         if taken {
             return Ok(());
         }
-        // Refused: the token was left alone (the callback's contract), so take our
-        // hold back and return the event. A callback that broke the contract and used
-        // the token anyway has taken the hold; there is nothing left to return then.
-        // (An event being delivered was made by the chosen allocator.)
-        match installed_allocator().map(|allocator| allocator.from_raw(token)) {
-            Some(Ok(event)) => Err(SinkError::Full(event)),
-            _ => Ok(()),
+        // Refused: take back the hold parked for the callback and return the event.
+        // If a racer took that hold (holds are interchangeable), the racer now accounts
+        // for it: it gives it back or delivers it. The refused event still comes back,
+        // but `slotring_event_send` must then not give the caller's hold back a second
+        // time; this flag tells it so.
+        let took_back = installed_allocator()
+            .is_some_and(|allocator| allocator.from_raw(token).map(drop).is_ok());
+        if !took_back {
+            let _ = PARKED_HOLD_TAKEN.try_with(|flag| flag.set(true));
         }
+        Err(SinkError::Full(kept))
     }
+}
+
+thread_local! {
+    /// Set by a refused [`CallbackSink`] delivery whose parked hold a racer took (see
+    /// `CallbackSink::deliver`); read and cleared by `slotring_event_send` on the same
+    /// thread.
+    static PARKED_HOLD_TAKEN: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Registers a C function as the sink for `handle_ffi_event` and `slotring_event_send`,
@@ -510,9 +532,18 @@ mod tests {
     #[test]
     fn version_constants_match_the_package() {
         let number = |s: &str| s.parse::<u32>().expect("a numeric version part");
-        assert_eq!(SLOTRING_VERSION_MAJOR, number(env!("CARGO_PKG_VERSION_MAJOR")));
-        assert_eq!(SLOTRING_VERSION_MINOR, number(env!("CARGO_PKG_VERSION_MINOR")));
-        assert_eq!(SLOTRING_VERSION_PATCH, number(env!("CARGO_PKG_VERSION_PATCH")));
+        assert_eq!(
+            SLOTRING_VERSION_MAJOR,
+            number(env!("CARGO_PKG_VERSION_MAJOR"))
+        );
+        assert_eq!(
+            SLOTRING_VERSION_MINOR,
+            number(env!("CARGO_PKG_VERSION_MINOR"))
+        );
+        assert_eq!(
+            SLOTRING_VERSION_PATCH,
+            number(env!("CARGO_PKG_VERSION_PATCH"))
+        );
         assert_eq!(
             SLOTRING_VERSION_NUMBER,
             SLOTRING_VERSION_MAJOR * 1_000_000

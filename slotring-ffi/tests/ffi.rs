@@ -5,8 +5,8 @@
 use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 
 use slotring::ffi::{self, DeliverError, SinkError, SlotringStatus};
-use slotring_ffi::SlotringStats;
 use slotring::{AllocError, Event, EventAllocator, PoolId, RingPtr};
+use slotring_ffi::SlotringStats;
 
 /// Small pools, spilling on, no heap fallback: exhaustion and size limits are reachable.
 static ALLOCATOR: LazyLock<EventAllocator> = LazyLock::new(|| {
@@ -163,11 +163,17 @@ fn c_hosts_hold_events_by_token() {
     // SAFETY: the out pointer is valid.
     let status = unsafe { slotring_ffi::slotring_event_clone(token, &mut twin) };
     assert_eq!(status, SlotringStatus::Ok);
-    assert_eq!(slotring_ffi::slotring_event_release(token), SlotringStatus::Ok);
+    assert_eq!(
+        slotring_ffi::slotring_event_release(token),
+        SlotringStatus::Ok
+    );
     // SAFETY: still held by the clone.
     assert_eq!(unsafe { std::slice::from_raw_parts(data, len) }, b"held");
     let (tx, rx) = crossbeam_channel::unbounded::<RingPtr<Event>>();
-    assert_eq!(slotring_ffi::slotring_event_send(twin), SlotringStatus::NoSink);
+    assert_eq!(
+        slotring_ffi::slotring_event_send(twin),
+        SlotringStatus::NoSink
+    );
     ffi::set_sink(tx);
     assert_eq!(slotring_ffi::slotring_event_send(twin), SlotringStatus::Ok);
     assert_eq!(
@@ -203,9 +209,10 @@ fn c_hosts_hold_events_by_token() {
 
 #[test]
 fn status_messages_are_static_c_strings() {
-    for code in 0..=12 {
+    for code in 0..=14 {
         // SAFETY: the function returns a pointer to a static NUL-terminated string.
-        let message = unsafe { std::ffi::CStr::from_ptr(slotring_ffi::slotring_status_message(code)) };
+        let message =
+            unsafe { std::ffi::CStr::from_ptr(slotring_ffi::slotring_status_message(code)) };
         assert_ne!(message.to_str().unwrap(), "unknown status", "code {code}");
     }
     // SAFETY: as above.
@@ -219,4 +226,112 @@ fn deliver_errors_are_std_errors() {
         Box::new(DeliverError::Alloc(AllocError::TooLarge { len: 1, max: 0 }));
     assert!(e.source().is_some());
     assert!(e.to_string().contains("could not be stored"));
+}
+
+#[test]
+fn racing_sends_of_one_hold_deliver_it_once() {
+    let _turn = turn();
+    let (tx, rx) = crossbeam_channel::unbounded::<RingPtr<Event>>();
+    ffi::set_sink(tx);
+    let rounds = if cfg!(miri) { 20 } else { 2000 };
+    for round in 0..rounds {
+        let mut token = 0u64;
+        // SAFETY: the payload and out pointer are valid.
+        let status =
+            unsafe { slotring_ffi::slotring_event_alloc(b"once".as_ptr(), 4, 1, &mut token) };
+        assert_eq!(status, SlotringStatus::Ok);
+        let barrier = std::sync::Barrier::new(2);
+        let release_instead = round % 2 == 1;
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| {
+                barrier.wait();
+                slotring_ffi::slotring_event_send(token)
+            });
+            let b = s.spawn(|| {
+                barrier.wait();
+                if release_instead {
+                    slotring_ffi::slotring_event_release(token)
+                } else {
+                    slotring_ffi::slotring_event_send(token)
+                }
+            });
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let oks = [a, b].iter().filter(|s| **s == SlotringStatus::Ok).count();
+        assert_eq!(oks, 1, "round {round}: {a:?} and {b:?}");
+        for status in [a, b] {
+            assert!(matches!(
+                status,
+                SlotringStatus::Ok | SlotringStatus::AlreadyReleased
+            ));
+        }
+        let sends_ok = usize::from(a == SlotringStatus::Ok)
+            + usize::from(!release_instead && b == SlotringStatus::Ok);
+        let received: Vec<_> = rx.try_iter().collect();
+        assert_eq!(
+            received.len(),
+            sends_ok,
+            "round {round}: one delivery per successful send"
+        );
+    }
+    // A failed send gives the hold back to the same token: a full sink refuses, and the
+    // token is still held once.
+    let (tx, rx) = crossbeam_channel::bounded::<RingPtr<Event>>(0);
+    ffi::set_sink(tx);
+    for payload in [&b"pooled"[..], &[3u8; 9000][..]] {
+        let mut token = 0u64;
+        // SAFETY: the payload and out pointer are valid.
+        let status = unsafe {
+            slotring_ffi::slotring_event_alloc(payload.as_ptr(), payload.len(), 1, &mut token)
+        };
+        assert_eq!(status, SlotringStatus::Ok);
+        assert_eq!(
+            slotring_ffi::slotring_event_send(token),
+            SlotringStatus::SinkFull
+        );
+        assert_eq!(
+            slotring_ffi::slotring_event_send(token),
+            SlotringStatus::SinkFull
+        );
+        assert_eq!(
+            slotring_ffi::slotring_event_release(token),
+            SlotringStatus::Ok
+        );
+        assert_eq!(
+            slotring_ffi::slotring_event_release(token),
+            SlotringStatus::AlreadyReleased
+        );
+    }
+    drop(rx);
+    assert_eq!(in_use(), 0);
+}
+
+#[test]
+fn a_rust_sink_that_delivers_again_gets_misuse() {
+    let _turn = turn();
+    let inner = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let log = inner.clone();
+    ffi::set_sink(move |ev: RingPtr<Event>| -> Result<(), SinkError> {
+        let mut log = log.lock().unwrap();
+        log.push(call(b"again", 2));
+        log.push(match ffi::deliver(b"again", 2) {
+            Err(DeliverError::Reentered) => SlotringStatus::Misuse,
+            other => panic!("expected Reentered, got {other:?}"),
+        });
+        // SAFETY: null callback: unregisters (refused here).
+        log.push(unsafe { slotring_ffi::slotring_set_sink_callback(None, std::ptr::null_mut()) });
+        drop(ev);
+        Ok(())
+    });
+    assert_eq!(call(b"outer", 1), SlotringStatus::Ok);
+    assert_eq!(*inner.lock().unwrap(), [SlotringStatus::Misuse; 3]);
+    // `set_sink` from inside a sink panics instead of deadlocking (caught at the boundary).
+    ffi::set_sink(|ev: RingPtr<Event>| -> Result<(), SinkError> {
+        drop(ev);
+        drop(ffi::take_sink());
+        Ok(())
+    });
+    assert_eq!(call(b"outer", 1), SlotringStatus::Panic);
+    assert!(ffi::take_sink().is_some(), "the sink is still registered");
+    assert_eq!(in_use(), 0);
 }

@@ -120,7 +120,16 @@ fn the_header_is_c99_and_cpp() {
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".to_owned());
     let object = Path::new(env!("CARGO_TARGET_TMPDIR")).join("slotring_header_cpp.o");
     let status = Command::new(&cxx)
-        .args(["-x", "c++", "-std=c++11", "-pedantic", "-Wall", "-Wextra", "-Werror", "-c"])
+        .args([
+            "-x",
+            "c++",
+            "-std=c++11",
+            "-pedantic",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-c",
+        ])
         .arg("-I")
         .arg(root.join("include"))
         .arg(root.join("tests/c/header_check.c"))

@@ -121,7 +121,10 @@ pub fn try_allocator() -> Result<&'static EventAllocator, CapacityError> {
         Err(unused) => drop(unused),
     }
     // Set by us or by the racing installer just now.
-    ALLOCATOR.get().copied().ok_or(CapacityError::OutOfMemory { bytes: 0 })
+    ALLOCATOR
+        .get()
+        .copied()
+        .ok_or(CapacityError::OutOfMemory { bytes: 0 })
 }
 
 /// The allocator behind every FFI call if one was chosen already; never makes one.

@@ -8,8 +8,8 @@
 use std::sync::{Mutex, Once, PoisonError};
 
 use slotring::ffi::{self, SinkError, SlotringStatus};
-use slotring_ffi::SlotringStats;
 use slotring::{Event, RingPtr};
+use slotring_ffi::SlotringStats;
 
 /// Events the sink took, held on the Rust side until a `Drain`.
 static SUNK: Mutex<Vec<RingPtr<Event>>> = Mutex::new(Vec::new());
@@ -132,7 +132,8 @@ pub(crate) fn run(bytes: &[u8]) {
                 let i = pick % held.len();
                 let mut twin = 0;
                 // SAFETY: the out pointer is valid.
-                let status = unsafe { slotring_ffi::slotring_event_clone(held[i].token, &mut twin) };
+                let status =
+                    unsafe { slotring_ffi::slotring_event_clone(held[i].token, &mut twin) };
                 assert_eq!(status, SlotringStatus::Ok);
                 assert_eq!(twin, held[i].token);
                 held[i].holds += 1;
@@ -205,8 +206,9 @@ pub(crate) fn run(bytes: &[u8]) {
                 let mut token = 0;
                 let len = 1 + pick;
                 // SAFETY: a null data pointer with a non-zero length is refused unread.
-                let status =
-                    unsafe { slotring_ffi::slotring_event_alloc(std::ptr::null(), len, 1, &mut token) };
+                let status = unsafe {
+                    slotring_ffi::slotring_event_alloc(std::ptr::null(), len, 1, &mut token)
+                };
                 assert_eq!(status, SlotringStatus::NullPointer);
             }
             _ => {}
@@ -214,7 +216,10 @@ pub(crate) fn run(bytes: &[u8]) {
     }
     for h in held.drain(..) {
         for _ in 0..h.holds {
-            assert_eq!(slotring_ffi::slotring_event_release(h.token), SlotringStatus::Ok);
+            assert_eq!(
+                slotring_ffi::slotring_event_release(h.token),
+                SlotringStatus::Ok
+            );
         }
         assert!(is_refusal(slotring_ffi::slotring_event_release(h.token)));
     }
