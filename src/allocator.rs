@@ -24,7 +24,8 @@ pub const DEFAULT_CAPACITIES: [usize; 5] = [2000, 1000, 300, 60, 15];
 /// * [`allocate`](Self::allocate) picks the smallest class that fits; if that pool is
 ///   full it spills to the next larger class, then to the heap (also used for payloads
 ///   over 16 KiB), counting every spill. It fails only when spilling or the heap
-///   fallback is turned off in the [builder](Self::builder).
+///   fallback is turned off in the [builder](Self::builder), or when the heap has no
+///   memory for the event ([`AllocError::OutOfMemory`]; nothing aborts).
 /// * [`try_allocate`](Self::try_allocate) never spills and never uses the heap.
 /// * Handles keep their pool's storage alive, so dropping the allocator first is safe.
 ///
@@ -101,8 +102,10 @@ impl EventAllocator {
     /// Stores a copy of `payload` with `event_type` and returns its handle.
     ///
     /// Uses the smallest class that fits; when that pool is full, the next larger class
-    /// with a free slot, then the heap. Payloads over 16 KiB go to the heap. Fails only
-    /// if spilling or the heap fallback is off (see the [builder](Self::builder)).
+    /// with a free slot, then the heap. Payloads over 16 KiB go to the heap. Fails if
+    /// spilling or the heap fallback is off (see the [builder](Self::builder)), or with
+    /// [`AllocError::OutOfMemory`] if the heap has no memory for the event (never an
+    /// abort).
     #[inline]
     pub fn allocate(&self, payload: &[u8], event_type: u32) -> Result<RingPtr<Event>, AllocError> {
         let Some(class) = PoolId::for_len(payload.len()) else {
@@ -157,7 +160,10 @@ impl EventAllocator {
         if u32::try_from(payload.len()).is_err() {
             return Err(too_large);
         }
-        let pool = Pool::create_heap(payload.len(), &self.heap).map_err(|_| too_large)?;
+        let pool = Pool::create_heap(payload.len(), &self.heap).map_err(|e| match e {
+            CapacityError::OutOfMemory { .. } => AllocError::OutOfMemory { len: payload.len() },
+            _ => too_large,
+        })?;
         // SAFETY: a freshly created pool is alive (we hold its only unit) until its one
         // slot is released.
         let pool_ref = unsafe { pool.as_ref() };
@@ -395,6 +401,11 @@ impl EventAllocatorBuilder {
     }
 
     /// Allocates the pools (zeroed, on the heap, in place).
+    ///
+    /// Errors: [`CapacityError::TooManySlots`] over 2^24 - 1 slots,
+    /// [`CapacityError::TooManyBytes`] when a pool's size overflows the address space,
+    /// [`CapacityError::OutOfMemory`] when the system refuses the memory (checked before
+    /// any slot is touched; nothing is allocated then, and nothing aborts).
     ///
     /// ```
     /// use slotring::{CapacityError, EventAllocator, PoolId};

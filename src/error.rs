@@ -32,6 +32,12 @@ pub enum AllocError {
         /// The largest length that could have been served.
         max: usize,
     },
+    /// The payload needed a heap-fallback event and the memory for it could not be
+    /// obtained. Nothing was allocated.
+    OutOfMemory {
+        /// The payload length.
+        len: usize,
+    },
 }
 
 impl fmt::Display for AllocError {
@@ -42,6 +48,9 @@ impl fmt::Display for AllocError {
             }
             AllocError::TooLarge { len, max } => {
                 write!(f, "payload of {len} bytes exceeds the limit of {max} bytes")
+            }
+            AllocError::OutOfMemory { len } => {
+                write!(f, "out of memory for a heap event of {len} bytes")
             }
         }
     }
@@ -162,6 +171,12 @@ pub enum CapacityError {
         /// The slot size.
         slot_size: usize,
     },
+    /// The memory for the pool (its slots and their headers) could not be obtained:
+    /// the system refused an allocation of `bytes` bytes. Nothing was allocated.
+    OutOfMemory {
+        /// The size of the allocation that failed.
+        bytes: usize,
+    },
 }
 
 impl fmt::Display for CapacityError {
@@ -177,6 +192,9 @@ impl fmt::Display for CapacityError {
                 f,
                 "{requested} slots of {slot_size} bytes do not fit in the address space"
             ),
+            CapacityError::OutOfMemory { bytes } => {
+                write!(f, "out of memory: an allocation of {bytes} bytes failed")
+            }
         }
     }
 }

@@ -8,8 +8,11 @@
 //! `(entry sequence XOR key) << 32 | 0xFF << 24 | entry`. An entry owns the strong
 //! references parked in it (one per unused token) and knows how many there are; the
 //! event's pool remembers its entry, so every token of one event is the same token, as for
-//! slots. When the last hold is taken back the entry is vacated, and its next use moves
-//! its sequence on, so an old token is refused as stale.
+//! slots. The entry stays the event's for as long as the event lives, even while no hold
+//! is parked in it (like a slot's generation), so parking a hold again, for example to
+//! give back one taken by a send that failed, yields the same token. When the event dies
+//! the entry is vacated, and its next use moves its sequence on, so an old token is
+//! refused as stale.
 //!
 //! The table sits behind a mutex: the heap path allocates anyway, and a table whose every
 //! reference is made under one lock is easy to see correct. Clones made by `clone_raw`
@@ -85,11 +88,13 @@ impl HeapShared {
         // Relaxed: the entry index is only read and written under the table's lock.
         let existing = pool.heap_entry.load(Ordering::Relaxed);
         if let Some(index) = existing.checked_sub(1) {
+            // The event's own entry (kept while it lives, with or without holds).
             let entry = &mut table.entries[index as usize];
             if entry.holds > MAX_REFCOUNT {
                 abort_on_overflow();
             }
             entry.holds += 1;
+            entry.slot = Some(slot);
             return Ok(self.token(entry.sequence, index));
         }
         let index = match table.vacant.pop() {
@@ -148,15 +153,27 @@ impl HeapShared {
         let slot = entry.slot.ok_or(TokenError::Released)?;
         entry.holds -= 1;
         if entry.holds == 0 {
+            // The entry stays the event's (see the module docs) until `vacate`.
             entry.slot = None;
-            // SAFETY: the reference just taken keeps the slot live and its pool alive.
-            let pool = unsafe { slot.as_ref().pool().as_ref() };
-            // Relaxed: under the table's lock.
-            pool.heap_entry.store(0, Ordering::Relaxed);
-            // Never allocates: `vacant` has room for every entry.
-            table.vacant.push(Token::decode(token).index);
         }
         Ok(slot)
+    }
+
+    /// Frees the table entry of a heap event that just died (its slot came back), if it
+    /// ever had one. Called once per heap event, by whoever returned its slot.
+    pub(crate) fn vacate(&self, pool: &Pool) {
+        let mut table = self.lock();
+        // Relaxed: the entry index is only read and written under the table's lock.
+        let Some(index) = pool.heap_entry.swap(0, Ordering::Relaxed).checked_sub(1) else {
+            return;
+        };
+        let entry = &mut table.entries[index as usize];
+        // A parked hold is a strong reference, so a dead event has none.
+        debug_assert_eq!(entry.holds, 0);
+        entry.holds = 0;
+        entry.slot = None;
+        // Never allocates: `vacant` has room for every entry.
+        table.vacant.push(index);
     }
 
     /// A new strong reference to the event a heap token names; the token's holds stay.

@@ -162,7 +162,27 @@ impl Pool {
             .checked_next_multiple_of(CACHE_LINE)
             .ok_or(too_many_bytes)?;
         let bytes = stride.checked_mul(capacity).ok_or(too_many_bytes)?;
-        let (data, block) = alloc_zeroed_block(bytes).ok_or(too_many_bytes)?;
+        let header_bytes = capacity
+            .checked_mul(size_of::<SlotHeader>())
+            .ok_or(too_many_bytes)?;
+        // Everything this pool asks for must be addressable before any of it is
+        // requested: no allocation may exceed `isize::MAX` bytes, and the system refuses
+        // (rather than this code aborting) whatever it cannot map.
+        let total = bytes
+            .checked_add(header_bytes)
+            .and_then(|total| total.checked_add(CACHE_LINE + size_of::<Pool>()));
+        if total.is_none_or(|total| total > isize::MAX as usize) {
+            return Err(too_many_bytes);
+        }
+        // Every allocation is fallible: the headers first (freed by `Vec`'s drop if a
+        // later step fails), then the data block, then the pool itself.
+        let mut headers: Vec<SlotHeader> = Vec::new();
+        headers
+            .try_reserve_exact(capacity)
+            .map_err(|_| CapacityError::OutOfMemory {
+                bytes: header_bytes,
+            })?;
+        let (data, block) = alloc_zeroed_block(bytes)?;
 
         let (free, returned, heap, budget) = match start {
             Start::Owned => (FreeList::new(), 0, None, cache_budget(capacity)),
@@ -170,7 +190,7 @@ impl Pool {
             Start::Ownerless(shared) => (FreeList::new_closed(), 1, Some(shared), 0),
         };
         let closed = AtomicBool::new(free.is_closed());
-        let pool = Box::new(Pool {
+        let pool = Pool {
             free: CachePadded(free),
             closed,
             fresh: AtomicUsize::new(0),
@@ -191,20 +211,32 @@ impl Pool {
             heap_entry: AtomicU32::new(0),
             #[cfg(loom)]
             _track: crate::sync::Track::new(()),
-        });
-        let raw = Box::into_raw(pool);
-        // SAFETY: `raw` comes from `Box::into_raw` just above, so it is non-null.
-        let this = unsafe { NonNull::new_unchecked(raw) };
-        let headers = (0..capacity)
-            .map(|i| {
-                // SAFETY: `i * stride < bytes`, the size of the block behind `data`
-                // (and for a zero-sized block `i * stride == 0`), so the offset stays
-                // inside one allocation.
-                let slot_data = unsafe { data.add(i * stride) };
-                // `i < capacity <= MAX_SLOTS < u32::MAX`.
-                SlotHeader::new(i as u32, this, slot_data)
-            })
-            .collect();
+        };
+        let pool_layout = Layout::new::<Pool>();
+        // SAFETY: `Pool` is not zero-sized (it holds atomics and a cache-padded list).
+        let raw = unsafe { std::alloc::alloc(pool_layout) }.cast::<Pool>();
+        let Some(this) = NonNull::new(raw) else {
+            // Dropping the never-shared pool frees its data block (see `Drop for Pool`).
+            drop(pool);
+            return Err(CapacityError::OutOfMemory {
+                bytes: pool_layout.size(),
+            });
+        };
+        // SAFETY: `raw` is a fresh, non-null allocation with `Pool`'s layout, from the
+        // global allocator, so it may later be freed as a `Box<Pool>` (`unkeep`).
+        unsafe { raw.write(pool) };
+        for i in 0..capacity {
+            // SAFETY: `i * stride < bytes`, the size of the block behind `data` (and for
+            // a zero-sized block `i * stride == 0`), so the offset stays inside one
+            // allocation.
+            let slot_data = unsafe { data.add(i * stride) };
+            // `i < capacity <= MAX_SLOTS < u32::MAX`. Never reallocates: the capacity
+            // was reserved above.
+            headers.push(SlotHeader::new(i as u32, this, slot_data));
+        }
+        // `len == capacity`, the reserved size, so this does not reallocate in practice
+        // (an allocator that gave more room than asked would be shrunk, in place).
+        let headers = headers.into_boxed_slice();
         // SAFETY: `raw` is the only pointer to the new pool; nothing else can see it yet.
         unsafe { (*raw).headers = headers };
         Ok(this)
@@ -530,8 +562,10 @@ impl Pool {
             // SAFETY: still alive: we have not given up the unit yet.
             if let Some(heap) = unsafe { &(*p).heap } {
                 // A heap event is dead once its slot is back, even if weak handles keep
-                // its storage a while longer.
+                // its storage a while longer: count it and free its token entry.
                 heap.counters.note_free();
+                // SAFETY: still alive (we hold the unit), as above.
+                heap.vacate(unsafe { &*p });
             }
             // SAFETY: the unit was held by the slots and the owner, all now returned.
             unsafe { Pool::unkeep(pool) };
@@ -629,29 +663,35 @@ impl Drop for Pool {
 type Block = (NonNull<u8>, Layout);
 
 /// A zeroed, `CACHE_LINE`-aligned block of `bytes` bytes: the start of the data and the
-/// allocation to free later (`None` for zero bytes). `None` if the size overflows.
+/// allocation to free later (`None` for zero bytes). `TooManyBytes` if the size
+/// overflows a layout, `OutOfMemory` if the system refuses it (never an abort).
 ///
 /// Allocated through `alloc_zeroed` with the allocator's natural alignment plus slack,
 /// so large pools come from `calloc`'s lazily zeroed pages instead of an explicit
-/// memset: untouched slots cost no resident memory.
-fn alloc_zeroed_block(bytes: usize) -> Option<(NonNull<u8>, Option<Block>)> {
+/// memset: untouched slots cost no resident memory. (So on a system that overcommits,
+/// a pool larger than the memory there is may be granted, and fail only when its slots
+/// are touched; the sizes the system refuses up front come back as `OutOfMemory`.)
+fn alloc_zeroed_block(bytes: usize) -> Result<(NonNull<u8>, Option<Block>), CapacityError> {
     #[repr(C, align(64))]
     struct Line([u8; CACHE_LINE]);
     if bytes == 0 {
-        return Some((NonNull::<Line>::dangling().cast(), None));
+        return Ok((NonNull::<Line>::dangling().cast(), None));
     }
-    let layout = Layout::from_size_align(bytes.checked_add(CACHE_LINE)?, 16).ok()?;
+    let too_many_bytes = CapacityError::TooManyBytes {
+        requested: bytes,
+        slot_size: 1,
+    };
+    let size = bytes.checked_add(CACHE_LINE).ok_or(too_many_bytes)?;
+    let layout = Layout::from_size_align(size, 16).map_err(|_| too_many_bytes)?;
     // SAFETY: the layout has a non-zero size.
     let raw = unsafe { std::alloc::alloc_zeroed(layout) };
-    let Some(block) = NonNull::new(raw) else {
-        std::alloc::handle_alloc_error(layout);
-    };
+    let block = NonNull::new(raw).ok_or(CapacityError::OutOfMemory { bytes: size })?;
     let offset = block.as_ptr().align_offset(CACHE_LINE);
     debug_assert!(offset < CACHE_LINE);
     // SAFETY: `offset < CACHE_LINE`, and the block has `bytes + CACHE_LINE` bytes, so
     // `data .. data + bytes` stays inside it.
     let data = unsafe { block.add(offset) };
-    Some((data, Some((block, layout))))
+    Ok((data, Some((block, layout))))
 }
 
 /// Keeps its contents alone on a cache line.

