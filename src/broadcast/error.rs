@@ -4,9 +4,11 @@ use core::fmt;
 
 /// The writer lapped this reader: `missed` events were overwritten before it read them.
 ///
-/// The reader has already moved on to the oldest event still safe to read; the next read
-/// continues from there. `missed` is exact: events received plus events reported missed
-/// always add up to the events published since the reader's start.
+/// The reader has already moved on to the oldest event the ring still retains (the
+/// convention of `tokio::sync::broadcast`); the next read continues from there. If the
+/// writer overwrites that event before the reader copies it, the read reports the
+/// events lost since as another `Lagged`. `missed` is exact: events received plus events
+/// reported missed always add up to the events published since the reader's start.
 ///
 /// ```
 /// use slotring::broadcast::{channel, Lagged};
@@ -14,8 +16,8 @@ use core::fmt;
 /// for i in 0..6 {
 ///     writer.add(i);
 /// }
-/// assert_eq!(reader.next(), Some(Err(Lagged { missed: 3 })));
-/// assert_eq!(reader.by_ref().flatten().collect::<Vec<_>>(), [3, 4, 5]); // 3 + 3 = 6
+/// assert_eq!(reader.next(), Some(Err(Lagged { missed: 2 }))); // events 0 and 1
+/// assert_eq!(reader.by_ref().flatten().collect::<Vec<_>>(), [2, 3, 4, 5]); // 2 + 4 = 6
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Lagged {
@@ -44,7 +46,8 @@ impl std::error::Error for Lagged {}
 /// for i in 0..3 {
 ///     writer.add(i);
 /// }
-/// assert_eq!(reader.try_next(), Err(TryReadError::Lagged { missed: 2 }));
+/// assert_eq!(reader.try_next(), Err(TryReadError::Lagged { missed: 1 }));
+/// assert_eq!(reader.try_next(), Ok(1)); // the oldest event the ring retains
 /// assert_eq!(reader.try_next(), Ok(2));
 /// drop(writer);
 /// assert_eq!(reader.try_next(), Err(TryReadError::Closed));

@@ -17,12 +17,27 @@
 //!
 //! # The model
 //!
-//! The ring has `CAP` slots (a power of two, checked at compile time) and numbers events
+//! The ring has `CAP` slots (a power of two, checked when the code is compiled to machine
+//! code: `cargo build` and `cargo test` refuse another `CAP`, `cargo check` does not; see
+//! [`channel`]) and numbers events
 //! from 0; event `s` lives in slot `s % CAP`. The writer never waits: [`Writer::add`]
 //! overwrites the oldest slot, so a reader that falls more than `CAP` events behind is
 //! *lapped*. It then gets one [`Lagged`] item (or error) saying exactly how many events it
-//! missed, and carries on from the oldest event still available. A torn event is never
-//! returned.
+//! missed, and carries on from the oldest event the ring still retains, as
+//! `tokio::sync::broadcast` readers do: with 10 events in a ring of 4, `Lagged { missed: 6 }`
+//! and then event 6. Should the writer overwrite that event while the reader copies it,
+//! the read reports the loss as another [`Lagged`]: every event is either received or
+//! counted missed, exactly once. A torn event is never returned.
+//!
+//! ```
+//! use slotring::broadcast::{channel, Lagged};
+//! let (mut writer, mut reader) = channel::<u64, 4>();
+//! for i in 0..10 {
+//!     writer.add(i);
+//! }
+//! assert_eq!(reader.next(), Some(Err(Lagged { missed: 6 })));
+//! assert_eq!(reader.by_ref().collect::<Vec<_>>(), [Ok(6), Ok(7), Ok(8), Ok(9)]);
+//! ```
 //!
 //! A reader can also [hold the writer back](Reader::hold_writer): then
 //! [`Writer::try_add`] refuses (handing the value back) rather than lap it, while
@@ -98,9 +113,8 @@ pub const THROTTLE_THRESHOLD: f32 = 0.9;
 /// Creates a ring of `CAP` slots of `T` and returns its writer and a first reader, which
 /// starts at event 0.
 ///
-/// `CAP` must be a power of two (a compile-time error otherwise). The slots are built
-/// straight on the heap: `channel::<PooledEvent<16384>, 4096>()` (64 MiB) never touches
-/// the stack.
+/// The slots are built straight on the heap: `channel::<PooledEvent<16384>, 4096>()`
+/// (64 MiB) never touches the stack.
 ///
 /// ```
 /// let (mut writer, mut reader) = slotring::broadcast::channel::<[u64; 4], 8>();
@@ -108,8 +122,23 @@ pub const THROTTLE_THRESHOLD: f32 = 0.9;
 /// assert_eq!(reader.try_next(), Ok([1, 2, 3, 4]));
 /// ```
 ///
-/// ```compile_fail
-/// let _ = slotring::broadcast::channel::<u64, 1000>(); // not a power of two
+/// # `CAP` must be a power of two
+///
+/// Any other `CAP` is a compile error, but only when the call is compiled to machine code
+/// (`cargo build`, `cargo test`, `cargo run`): the check is a `const` assertion inside
+/// this generic function, which Rust evaluates at monomorphisation. `cargo check`,
+/// `cargo clippy` and rust-analyzer stop before that and accept, say, `CAP = 3` without a
+/// word. (Stable Rust has no way to bound a const generic by a predicate; a trait
+/// implemented for each power of two would fire in `cargo check`, but every function
+/// generic over `CAP` that calls `channel` would then have to repeat that bound.) The
+/// build then fails with (Rust 1.95's wording):
+///
+/// ```text
+/// error[E0080]: evaluation panicked: a broadcast ring's CAP must be a power of two
+/// ```
+///
+/// ```compile_fail,E0080
+/// let (writer, reader) = slotring::broadcast::channel::<u64, 3>(); // 3: not a power of two
 /// ```
 #[must_use]
 pub fn channel<T: Pod, const CAP: usize>() -> (Writer<T, CAP>, Reader<T, CAP>) {
@@ -211,8 +240,8 @@ impl<T: Pod, const CAP: usize> Writer<T, CAP> {
     ///     writer.add(i);
     /// }
     /// let got: Vec<_> = reader.by_ref().collect();
-    /// assert_eq!(got[0], Err(slotring::broadcast::Lagged { missed: 4 }));
-    /// assert_eq!(got[1..], [Ok(4)]);
+    /// assert_eq!(got[0], Err(slotring::broadcast::Lagged { missed: 3 }));
+    /// assert_eq!(got[1..], [Ok(3), Ok(4)]); // the 2 events the ring retains
     /// ```
     ///
     /// # Panics
@@ -538,13 +567,17 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
             // "nothing yet" all the same.
             Read::NotYet => None,
             Read::Lapped { newer } => {
-                // The slot holds event `newer >= next + CAP`, so events up to `newer - 1`
-                // are published and `newer - CAP` is overwritten. The writer may be
-                // writing `published` right now, which overwrites `published - CAP`:
-                // resume one past that, and never behind what the slot proved.
+                // The slot holds (or is being filled with) event `newer >= next + CAP`,
+                // so event `newer - CAP` is gone. Resume at the oldest event the ring
+                // still retains, as `tokio::sync::broadcast` does: `published - CAP`
+                // (events below the cursor are complete, the last CAP of them are in
+                // their slots), and never at or behind what this slot proved gone. The
+                // writer may be overwriting `published - CAP` right now; then the next
+                // read's seqlock sees it and reports the events since as another lag,
+                // so received plus missed stays exact.
                 self.published = self.shared.published();
-                let oldest_safe = (self.published + 1).saturating_sub(CAP as u64);
-                let resume = oldest_safe.max(newer + 1 - CAP as u64);
+                let oldest_retained = self.published.saturating_sub(CAP as u64);
+                let resume = oldest_retained.max(newer + 1 - CAP as u64);
                 let missed = resume - self.next;
                 self.advance_to(resume);
                 Some(Err(Lagged { missed }))
@@ -571,15 +604,24 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
     /// ```
     /// let (mut writer, mut reader) = slotring::broadcast::channel::<u8, 4>();
     /// writer.add(1);
-    /// assert_eq!(reader.position(), 0);
+    /// assert_eq!(reader.cursor(), 0);
     /// reader.try_next()?;
-    /// assert_eq!(reader.position(), 1);
-    /// assert_eq!(writer.subscribe().position(), 1); // new readers start at the next event
+    /// assert_eq!(reader.cursor(), 1);
+    /// assert_eq!(writer.subscribe().cursor(), 1); // new readers start at the next event
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[must_use]
-    pub fn position(&self) -> u64 {
+    pub fn cursor(&self) -> u64 {
         self.next
+    }
+
+    /// The next event number this reader will read: the former name of
+    /// [`cursor`](Self::cursor). On a `&mut Reader` the method call resolves to
+    /// [`Iterator::position`] instead (error E0061), hence the new name.
+    #[deprecated(note = "use cursor(); position() collides with Iterator::position")]
+    #[must_use]
+    pub fn position(&self) -> u64 {
+        self.cursor()
     }
 
     /// How many published events this reader has not read yet (more than `CAP` means it
@@ -761,7 +803,7 @@ impl<T: Pod, const CAP: usize> fmt::Debug for Reader<T, CAP> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reader")
             .field("capacity", &CAP)
-            .field("position", &self.next)
+            .field("cursor", &self.next)
             .field("holds_writer", &self.entry.is_some())
             .finish_non_exhaustive()
     }
