@@ -9,6 +9,13 @@
 //! * `disruptor`: the `disruptor` crate, single producer, one event handler per reader
 //!   running in parallel (ring of 1024); handlers yield when idle, the producer yields
 //!   while the ring is full.
+//! * `tokio-broadcast`: `tokio::sync::broadcast` (capacity 1024), what async programs use
+//!   for one-to-many today. Its sender never waits and laps slow receivers, so the writer
+//!   yields while `Sender::len()` (events not yet seen by every receiver) is at capacity:
+//!   nothing is lost, as for the others. Readers call `blocking_recv` on plain threads, not
+//!   a current-thread runtime each: every contender then has one OS thread per reader
+//!   that parks when idle, and the number measures the channel (its lock-protected tail
+//!   and waker list), not a runtime's scheduler loop on top of the same parking.
 //!
 //! Same 64-byte `Pod` event, same number of events per iteration, each reader sums a
 //! word of every event. Run with
@@ -25,6 +32,7 @@ use crossbeam_channel::bounded;
 use disruptor::wait_strategies::WaitStrategy;
 use disruptor::{Producer, Sequence};
 use slotring::broadcast::{ReadError, Writer, channel};
+use tokio::sync::broadcast as tokio_broadcast;
 
 /// The event: a sequence number and 56 bytes of payload.
 type Event = [u64; 8];
@@ -107,6 +115,39 @@ fn crossbeam(events: u64, readers: usize) -> Duration {
     .elapsed()
 }
 
+fn tokio(events: u64, readers: usize) -> Duration {
+    let (tx, first) = tokio_broadcast::channel::<Event>(CAP);
+    thread::scope(|s| {
+        for _ in 0..readers {
+            // Subscribed before the first send, so every reader is owed every event.
+            let mut rx = first.resubscribe();
+            s.spawn(move || {
+                let mut sum = 0u64;
+                loop {
+                    match rx.blocking_recv() {
+                        Ok(ev) => sum = sum.wrapping_add(ev[3]),
+                        Err(tokio_broadcast::error::RecvError::Closed) => break,
+                        Err(err) => panic!("lossless run reported {err}"),
+                    }
+                }
+                black_box(sum);
+            });
+        }
+        drop(first);
+        let start = Instant::now();
+        for seq in 0..events {
+            // Lossless: never send while some receiver still owes a full ring.
+            while tx.len() >= CAP {
+                thread::yield_now();
+            }
+            tx.send(event(seq)).expect("the readers are alive");
+        }
+        drop(tx);
+        start
+    })
+    .elapsed()
+}
+
 /// The disruptor crate has no yielding wait strategy; this one yields every idle poll,
 /// as the other two do after their spin phase.
 #[derive(Clone, Copy)]
@@ -180,6 +221,11 @@ fn fan_out(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("disruptor", readers), &readers, |b, &r| {
             b.iter_custom(|iters| disruptor(iters * EVENTS, r))
         });
+        group.bench_with_input(
+            BenchmarkId::new("tokio-broadcast", readers),
+            &readers,
+            |b, &r| b.iter_custom(|iters| tokio(iters * EVENTS, r)),
+        );
     }
     group.finish();
 }
