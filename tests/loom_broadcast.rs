@@ -1,8 +1,9 @@
 //! Loom models of the broadcast ring. Run with
 //! `RUSTFLAGS="--cfg loom -C debug-assertions=on" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom cargo test --release --test loom_broadcast`.
 //!
-//! Each model has a writer (the main thread) and two readers on a ring of two slots, and
-//! the writer adds three events, so it wraps and can lap the readers. Events are
+//! Most models have a writer (the main thread) and two readers on a ring of two slots, and
+//! the writer adds three events, so it wraps and can lap the readers; one has a single
+//! slot and a single reader, so resuming at the retained event races its overwrite. Events are
 //! `[seq, seq]`: a torn read would show two different words.
 #![cfg(loom)]
 
@@ -47,7 +48,7 @@ impl Seen {
 
 /// A reader thread: a bounded number of polls racing the writer (loom cannot explore an
 /// unbounded polling loop), handing the reader back to finish after the writer is done.
-fn poll(mut reader: Reader<Ev, 2>, polls: usize) -> (Reader<Ev, 2>, Seen) {
+fn poll<const CAP: usize>(mut reader: Reader<Ev, CAP>, polls: usize) -> (Reader<Ev, CAP>, Seen) {
     let mut seen = Seen::default();
     for _ in 0..polls {
         if !seen.record(reader.try_next()) {
@@ -58,7 +59,7 @@ fn poll(mut reader: Reader<Ev, 2>, polls: usize) -> (Reader<Ev, 2>, Seen) {
 }
 
 /// Reads what is left once the writer is gone.
-fn finish((mut reader, mut seen): (Reader<Ev, 2>, Seen)) -> Seen {
+fn finish<const CAP: usize>((mut reader, mut seen): (Reader<Ev, CAP>, Seen)) -> Seen {
     while seen.record(reader.try_next()) {}
     seen
 }
@@ -89,6 +90,29 @@ fn writer_laps_two_readers() {
                 "the newest event is never lost"
             );
         }
+    });
+}
+
+/// One slot, one reader polling twice while the writer adds three events: a lapped
+/// reader resumes at the event the slot holds, and a read racing the overwrite of that
+/// event is reported as another lag, so received + missed = published exactly, and the
+/// newest event is received once the writer is gone.
+#[test]
+fn single_slot_resume_races_the_overwrite() {
+    loom::model(|| {
+        let (mut writer, reader) = channel::<Ev, 1>();
+        let reader = thread::spawn(move || poll(reader, 2));
+        for seq in 0..3 {
+            writer.add([seq, seq]);
+        }
+        drop(writer);
+        let seen = finish(reader.join().unwrap());
+        assert_eq!(seen.events.len() as u64 + seen.missed, 3);
+        assert_eq!(
+            seen.events.last(),
+            Some(&2),
+            "the newest event is never lost"
+        );
     });
 }
 
