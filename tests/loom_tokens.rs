@@ -119,12 +119,11 @@ fn clone_raw_races_get_mut_after_from_raw() {
     });
 }
 
-/// Issue 11 (c): bytes written through `get_mut` before `into_raw` are visible to a
-/// thread that clones the token it read through a Relaxed atomic (the token carries no
-/// ordering of its own; `has_raw` acquires the park).
-#[test]
-fn token_through_relaxed_atomic_then_clone_raw() {
-    loom::model(|| {
+/// A writer fills a value through `get_mut`, turns it into a token and stores the token
+/// in a Relaxed atomic; this thread reads the token and, if there is one, calls `read`
+/// with it, then makes sure the token's hold is taken back once.
+fn token_through_relaxed_atomic(read: fn(&RingBuffer<8, 1>, u64)) {
+    loom::model(move || {
         let pool = Arc::new(RingBuffer::<8, 1>::new());
         let mailbox = Arc::new(AtomicU64::new(0));
         let (p, m) = (pool.clone(), mailbox.clone());
@@ -135,10 +134,7 @@ fn token_through_relaxed_atomic_then_clone_raw() {
         });
         let token = mailbox.load(Ordering::Relaxed);
         if token != 0 {
-            let view = pool.clone_raw::<u64>(token).unwrap();
-            assert_eq!(*view, 42);
-            drop(view);
-            drop(pool.from_raw::<u64>(token).unwrap());
+            read(&pool, token);
         }
         writer.join().unwrap();
         if token == 0 {
@@ -151,30 +147,25 @@ fn token_through_relaxed_atomic_then_clone_raw() {
     });
 }
 
+/// Issue 11 (c): bytes written through `get_mut` before `into_raw` are visible to a
+/// thread that clones the token it read through a Relaxed atomic (the token carries no
+/// ordering of its own; `has_raw` acquires the park). Before the fix this model also
+/// found the token refused as `Stale` (a plain load predating the park).
+#[test]
+fn token_through_relaxed_atomic_then_clone_raw() {
+    token_through_relaxed_atomic(|pool, token| {
+        let view = pool.clone_raw::<u64>(token).unwrap();
+        assert_eq!(*view, 42);
+        drop(view);
+        drop(pool.from_raw::<u64>(token).unwrap());
+    });
+}
+
 /// The same through `from_raw`: the take acquires the park.
 #[test]
 fn token_through_relaxed_atomic_then_from_raw() {
-    loom::model(|| {
-        let pool = Arc::new(RingBuffer::<8, 1>::new());
-        let mailbox = Arc::new(AtomicU64::new(0));
-        let (p, m) = (pool.clone(), mailbox.clone());
-        let writer = thread::spawn(move || {
-            let mut v = p.alloc(0u64).unwrap();
-            *RingPtr::get_mut(&mut v).unwrap() = 42;
-            m.store(RingPtr::into_raw(v).unwrap(), Ordering::Relaxed);
-        });
-        let token = mailbox.load(Ordering::Relaxed);
-        if token != 0 {
-            assert_eq!(*pool.from_raw::<u64>(token).unwrap(), 42);
-        }
-        writer.join().unwrap();
-        if token == 0 {
-            drop(
-                pool.from_raw::<u64>(mailbox.load(Ordering::Relaxed))
-                    .unwrap(),
-            );
-        }
-        assert_eq!(pool.stats().in_use, 0);
+    token_through_relaxed_atomic(|pool, token| {
+        assert_eq!(*pool.from_raw::<u64>(token).unwrap(), 42);
     });
 }
 
@@ -325,5 +316,58 @@ fn heap_into_raw_races_from_raw() {
         let again = parker.join().unwrap();
         drop(alloc.from_raw(again).unwrap());
         assert_eq!(alloc.stats().total_in_use(), 0);
+    });
+}
+
+/// A heap event's last hold taken by `from_raw` and then `get_mut` (refused since the
+/// adversarial review: a token was made), racing a `clone_raw` of the same token on
+/// another thread. The clone and a `&mut` never overlap (loom's payload cell would
+/// report it).
+#[test]
+fn heap_get_mut_after_from_raw_races_heap_clone_raw() {
+    loom::model(|| {
+        let alloc = heap_only();
+        let token = RingPtr::into_raw(alloc.allocate(b"heap", 1).unwrap()).unwrap();
+        let a = alloc.clone();
+        let cloner = thread::spawn(move || {
+            if let Ok(view) = a.clone_raw(token) {
+                assert_eq!(view.payload(), b"heap");
+            }
+        });
+        let mut owned = alloc.from_raw(token).unwrap();
+        if let Some(bytes) = RingPtr::get_mut(&mut owned) {
+            bytes[0] = b'H';
+        }
+        drop(owned);
+        cloner.join().unwrap();
+        assert_eq!(alloc.stats().heap.in_use, 0);
+    });
+}
+
+/// A long-lived handle keeps `get_mut`-ing while another thread takes the heap token's
+/// only hold and drops it, and a third clones the token: the handle gets `&mut` only
+/// when no clone is live, and its release never loses a count.
+#[test]
+fn heap_owner_get_mut_races_take_and_clone_of_a_twin_token() {
+    loom::model(|| {
+        let alloc = heap_only();
+        let mut mine = alloc.allocate(b"twin", 2).unwrap();
+        let token = RingPtr::into_raw(mine.clone()).unwrap();
+        let a = alloc.clone();
+        let taker = thread::spawn(move || drop(a.from_raw(token).unwrap()));
+        let b = alloc.clone();
+        let cloner = thread::spawn(move || {
+            if let Ok(view) = b.clone_raw(token) {
+                assert_eq!(view.payload()[1..], b"win"[..]);
+            }
+        });
+        if let Some(bytes) = RingPtr::get_mut(&mut mine) {
+            bytes[0] = b'T';
+        }
+        taker.join().unwrap();
+        cloner.join().unwrap();
+        assert_eq!(RingPtr::strong_count(&mine), 1);
+        drop(mine);
+        assert_eq!(alloc.stats().heap.in_use, 0);
     });
 }
