@@ -472,8 +472,8 @@ fn render(o: &Options, floor: Spread, rows: &[Row], alloc: &EventAllocator, took
         "release build"
     };
     let mut out = format!(
-        "slotring latency report: {build}; {} runs of {} ops per workload (fewer for payloads \
-         over 256 B, a quarter across threads; median, min, max); \
+        "slotring latency report: {build}; {} runs of {} ops per workload (median, min, max); \
+         fewer ops for payloads over 256 B, a quarter across threads; \
          machine: {}, {cores} cores; date: {}; the run took {took} s; payload {} B where not \
          stated\n\n",
         o.repetitions,
