@@ -77,31 +77,27 @@
 //! wake-up.
 
 mod error;
+mod lossless;
 mod registry;
 mod slots;
+mod strategy;
 mod wait;
 
 use core::fmt;
 use core::marker::PhantomData;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytemuck::Pod;
 
 pub use error::{Lagged, ReadError, TooManyHolders, TryReadError, WouldLap};
+pub use lossless::LosslessWriter;
+pub use strategy::Wait;
 
-use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering, spin_loop, yield_now};
+use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
 use registry::{MAX_GATING, Padded, Registry};
 use slots::{MAX_SEQ, Read, Slots};
+use strategy::{Backoff, Step};
 use wait::Waiters;
-
-/// Polls (with a spin hint) before a blocking read starts yielding its time slice. Few:
-/// on a machine with fewer cores than busy threads, every spin steals time from the
-/// writer or another reader (measured: 128 spins ran 2 readers at a third of the
-/// throughput of 16 spins and 200 yields on 2 cores).
-const SPINS: u32 = if cfg!(loom) { 1 } else { 16 };
-/// Polls with a yield in between before a blocking read parks. A yield with nothing else
-/// to run returns at once, so this is still a poll loop when cores are free.
-const YIELDS: u32 = if cfg!(loom) { 1 } else { 200 };
 
 /// A reader's [`backpressure_ratio`](Reader::backpressure_ratio) above which it is
 /// [under pressure](Reader::is_under_pressure).
@@ -156,6 +152,7 @@ pub fn channel<T: Pod, const CAP: usize>() -> (Writer<T, CAP>, Reader<T, CAP>) {
         cursor: Padded(AtomicU64::new(0)),
         slots: Slots::new(),
         registry: Registry::new(),
+        acked: Padded(AtomicU64::new(0)),
         waiters: Waiters::new(),
         closed: AtomicBool::new(false),
     });
@@ -165,6 +162,7 @@ pub fn channel<T: Pod, const CAP: usize>() -> (Writer<T, CAP>, Reader<T, CAP>) {
         next: 0,
         gate: None,
         seen_version: 0,
+        lossless: false,
         _values: PhantomData,
     };
     (writer, reader)
@@ -176,6 +174,10 @@ struct Shared<T, const CAP: usize> {
     cursor: Padded<AtomicU64>,
     slots: Slots<T, CAP>,
     registry: Registry,
+    /// The registry version a [`LosslessWriter`] last scanned the holders at: it never
+    /// overwrites an unread event of a reader that joined at this version or before.
+    /// Stays 0 while the writer may lap holders ([`Writer::add`]).
+    acked: Padded<AtomicU64>,
     waiters: Waiters,
     /// Set once the writer is dropped, after its last publication.
     closed: AtomicBool,
@@ -216,6 +218,9 @@ pub struct Writer<T: Pod, const CAP: usize> {
     gate: Option<u64>,
     /// The registry version the gate was scanned at.
     seen_version: u64,
+    /// Whether this is the inside of a [`LosslessWriter`], which publishes
+    /// [`Shared::acked`].
+    lossless: bool,
     _values: PhantomData<T>,
 }
 
@@ -249,7 +254,7 @@ impl<T: Pod, const CAP: usize> Writer<T, CAP> {
     /// After 2^62 events (over a century at a billion events a second).
     #[inline]
     pub fn add(&mut self, value: T) -> u64 {
-        self.publish(&value)
+        self.publish(core::slice::from_ref(&value))
     }
 
     /// Publishes `value` unless that would overwrite an event that a reader holding the
@@ -274,38 +279,117 @@ impl<T: Pod, const CAP: usize> Writer<T, CAP> {
     /// ```
     #[inline]
     pub fn try_add(&mut self, value: T) -> Result<u64, WouldLap<T>> {
-        let version = self.shared.registry.version();
-        if version != self.seen_version || self.blocked_by(self.gate) {
-            self.seen_version = version;
-            self.gate = self.shared.registry.min_position();
-            // Nested rather than a let chain: those need Rust 1.88, the MSRV is 1.85.
-            if let Some(slowest) = self.gate {
-                if self.blocked_by(Some(slowest)) {
-                    return Err(WouldLap::new(value, slowest));
-                }
-            }
+        match self.room(1) {
+            Ok(_) => Ok(self.publish(core::slice::from_ref(&value))),
+            Err(slowest) => Err(WouldLap::new(value, slowest)),
         }
-        Ok(self.publish(&value))
     }
 
-    /// Whether publishing the next event would overwrite one a reader at `gate` has not
-    /// read yet.
+    /// Publishes `values` as consecutive events with one store of the writer's cursor
+    /// (and one wake-up check) for the whole batch, and returns the number of the first.
+    /// Like [`add`](Self::add), never blocks and overwrites the oldest events, so a batch
+    /// longer than `CAP` laps even a reader that keeps up.
+    ///
+    /// ```
+    /// let (mut writer, mut reader) = slotring::broadcast::channel::<u32, 8>();
+    /// assert_eq!(writer.add_slice(&[10, 11, 12]), 0); // events 0, 1, 2
+    /// assert_eq!(writer.add_slice(&[13]), 3);
+    /// assert_eq!(reader.by_ref().flatten().collect::<Vec<_>>(), [10, 11, 12, 13]);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// After 2^62 events, as [`add`](Self::add).
     #[inline]
-    fn blocked_by(&self, gate: Option<u64>) -> bool {
-        gate.is_some_and(|gate| self.next >= gate.saturating_add(CAP as u64))
+    pub fn add_slice(&mut self, values: &[T]) -> u64 {
+        self.publish(values)
     }
 
+    /// Publishes the longest prefix of `values` that overwrites no event a reader holding
+    /// the writer back has not read, with one store of the writer's cursor, and returns
+    /// how many it published (0: the ring is full for the slowest holder). With no
+    /// holding reader it publishes them all, like [`add_slice`](Self::add_slice).
+    ///
+    /// ```
+    /// let (mut writer, mut reader) = slotring::broadcast::channel::<u32, 4>();
+    /// reader.hold_writer()?;
+    /// assert_eq!(writer.try_add_slice(&[0, 1, 2, 3, 4, 5]), 4); // 4 and 5 would lap
+    /// assert_eq!(writer.try_add_slice(&[4, 5]), 0);
+    /// assert_eq!(reader.try_next(), Ok(0));
+    /// assert_eq!(writer.try_add_slice(&[4, 5]), 1); // one slot was freed
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[inline]
-    fn publish(&mut self, value: &T) -> u64 {
-        let seq = self.next;
-        assert!(seq <= MAX_SEQ, "broadcast ring sequence numbers exhausted");
-        self.shared.slots.write(seq, value);
-        self.next = seq + 1;
-        // Release: pairs with the Acquire in `Shared::published`; readers use it for lag
-        // reports and ratios only, the slot's own word publishes the event.
-        self.shared.cursor.store(self.next, Ordering::Release);
-        self.shared.waiters.notify();
-        seq
+    pub fn try_add_slice(&mut self, values: &[T]) -> usize {
+        if values.is_empty() {
+            return 0;
+        }
+        match self.room(values.len() as u64) {
+            // `room` never grants more than it was asked, which is a `usize`.
+            Ok(room) => {
+                let room = room as usize;
+                self.publish(&values[..room]);
+                room
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// How many of the next `wanted` events (at least 1) can be published without
+    /// overwriting an event a holding reader has not read: `Ok(1..=wanted)`, or
+    /// `Err(slowest holder's position)` if not even one.
+    ///
+    /// Rescans the holders' entries when a reader joined since the last scan (the
+    /// registry version moved) or when the cached minimum leaves less room than wanted.
+    #[inline]
+    fn room(&mut self, wanted: u64) -> Result<u64, u64> {
+        let version = self.shared.registry.version();
+        if version != self.seen_version || self.room_for(self.gate) < wanted {
+            self.gate = self.shared.registry.min_position();
+            if self.lossless && version != self.seen_version {
+                // Release: pairs with the Acquire load in `Reader::in_place_allowed`.
+                // Every publication before this store is complete (its cursor store is
+                // earlier in program order), and every later one respects the gate
+                // just scanned, which includes every reader that joined at `version`
+                // or before (`version`'s Acquire load made their claims visible).
+                self.shared.acked.store(version, Ordering::Release);
+            }
+            self.seen_version = version;
+        }
+        match (self.room_for(self.gate), self.gate) {
+            (0, Some(slowest)) => Err(slowest),
+            (room, _) => Ok(room.min(wanted)),
+        }
+    }
+
+    /// How many events can be published before the next one would overwrite an event a
+    /// reader at `gate` has not read (`u64::MAX` without a gate).
+    #[inline]
+    fn room_for(&self, gate: Option<u64>) -> u64 {
+        gate.map_or(u64::MAX, |gate| {
+            gate.saturating_add(CAP as u64).saturating_sub(self.next)
+        })
+    }
+
+    /// Writes `values` as the next events, then publishes them with one cursor store.
+    /// Returns the first one's number.
+    #[inline]
+    fn publish(&mut self, values: &[T]) -> u64 {
+        let first = self.next;
+        for value in values {
+            let seq = self.next;
+            assert!(seq <= MAX_SEQ, "broadcast ring sequence numbers exhausted");
+            self.shared.slots.write(seq, value);
+            self.next = seq + 1;
+        }
+        if !values.is_empty() {
+            // Release: pairs with the Acquire in `Shared::published`: a reader that sees
+            // the cursor past an event sees it complete in its slot (holding readers read
+            // it in place on that basis; the others re-check the slot's own word).
+            self.shared.cursor.store(self.next, Ordering::Release);
+            self.shared.waiters.notify();
+        }
+        first
     }
 
     /// A new reader that starts at the next event published (it sees nothing older).
@@ -459,6 +543,11 @@ pub struct Reader<T: Pod, const CAP: usize> {
     published: u64,
     /// The registry entry, while this reader holds the writer back.
     entry: Option<usize>,
+    /// The registry version this reader's hold made (meaningful while `entry` is set).
+    joined_at: u64,
+    /// Whether a [`LosslessWriter`] has seen this reader's hold, so it never overwrites
+    /// what this reader has not read: batches are then read in place.
+    in_place: bool,
     _values: PhantomData<T>,
 }
 
@@ -469,6 +558,8 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
             next,
             published: next,
             entry: None,
+            joined_at: 0,
+            in_place: false,
             _values: PhantomData,
         }
     }
@@ -498,6 +589,48 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
         }
     }
 
+    /// Calls `f` with every event published and not yet read, in order, by reference,
+    /// and returns how many; the reader's position (the one that holds the writer back)
+    /// moves once, after the last call.
+    ///
+    /// A reader that [holds back](Self::hold_writer) a [`LosslessWriter`] reads the
+    /// events in place, in the ring's slots, without copying them: that writer cannot
+    /// overwrite them until `f` has returned for the whole batch (at most `CAP`
+    /// events). Every other reader copies each event out through the seqlock first and
+    /// stops a batch early where the writer lapped it; the next call reports the lap.
+    /// The reference cannot outlive the call, so it never outlives the guarantee.
+    ///
+    /// Returns [`TryReadError::Empty`] when nothing new is published, `Lagged` when the
+    /// writer lapped this reader before the batch's first event, `Closed` when the
+    /// writer is gone and everything was read. If `f` panics, the reader's position
+    /// stays where the batch started: its events are read again.
+    ///
+    /// ```
+    /// use slotring::broadcast::{channel, TryReadError};
+    /// let (writer, mut reader) = channel::<[u64; 8], 64>();
+    /// let mut writer = writer.into_lossless(); // never laps a holding reader
+    /// reader.hold_writer()?;
+    /// assert_eq!(writer.try_add_slice(&[[1; 8], [2; 8], [3; 8]]), 3);
+    /// let mut sum = 0;
+    /// assert_eq!(reader.read_batch(|event| sum += event[0]), Ok(3)); // by reference
+    /// assert_eq!(sum, 6);
+    /// assert_eq!(reader.read_batch(|_| unreachable!()), Err(TryReadError::Empty));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_batch(&mut self, mut f: impl FnMut(&T)) -> Result<usize, TryReadError> {
+        match self.batch(&mut f) {
+            Some(Ok(count)) => Ok(count),
+            Some(Err(Lagged { missed })) => Err(TryReadError::Lagged { missed }),
+            None if self.closed() => match self.batch(&mut f) {
+                // The writer published these just before it went away.
+                Some(Ok(count)) => Ok(count),
+                Some(Err(Lagged { missed })) => Err(TryReadError::Lagged { missed }),
+                None => Err(TryReadError::Closed),
+            },
+            None => Err(TryReadError::Empty),
+        }
+    }
+
     /// The next event, waiting up to `timeout` for it: spins briefly, then yields, then
     /// parks until the writer publishes or goes away. `Duration::MAX` waits forever.
     ///
@@ -513,36 +646,82 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
     /// t.join().unwrap();
     /// ```
     pub fn next_blocking(&mut self, timeout: Duration) -> Result<T, ReadError> {
-        let mut deadline = None;
-        let mut polls = 0u32;
+        self.next_wait(Wait::Block, timeout)
+    }
+
+    /// The next event, waiting up to `timeout` for it as `wait` says
+    /// ([`Wait::Block`] is [`next_blocking`](Self::next_blocking)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use slotring::broadcast::{channel, ReadError, Wait};
+    /// let (mut writer, mut reader) = channel::<u64, 8>();
+    /// assert_eq!(reader.next_wait(Wait::Yield, Duration::from_millis(1)), Err(ReadError::Timeout));
+    /// writer.add(5);
+    /// assert_eq!(reader.next_wait(Wait::Spin, Duration::MAX), Ok(5));
+    /// ```
+    pub fn next_wait(&mut self, wait: Wait, timeout: Duration) -> Result<T, ReadError> {
+        let mut backoff = Backoff::new(wait, timeout);
         loop {
             match self.try_next() {
                 Ok(value) => return Ok(value),
                 Err(TryReadError::Lagged { missed }) => return Err(ReadError::Lagged { missed }),
                 Err(TryReadError::Closed) => return Err(ReadError::Closed),
-                Err(TryReadError::Empty) => {}
+                Err(TryReadError::Empty) => self.back_off(&mut backoff)?,
             }
-            if polls < SPINS {
-                polls += 1;
-                spin_loop();
-                continue;
+        }
+    }
+
+    /// [`read_batch`](Self::read_batch), waiting up to `timeout` as `wait` says while
+    /// nothing new is published.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use slotring::broadcast::{channel, ReadError, Wait};
+    /// let (writer, mut reader) = channel::<u32, 16>();
+    /// let mut writer = writer.into_lossless();
+    /// reader.hold_writer()?;
+    /// let t = std::thread::spawn(move || {
+    ///     writer.add_slice(&[1, 2, 3], Wait::Block, Duration::MAX);
+    /// }); // the writer drops at the end of the thread
+    /// let mut got = Vec::new();
+    /// while let Ok(_) = reader.read_batch_wait(Wait::Block, Duration::MAX, |e| got.push(*e)) {}
+    /// assert_eq!(got, [1, 2, 3]);
+    /// assert_eq!(reader.read_batch_wait(Wait::Block, Duration::MAX, |_| {}), Err(ReadError::Closed));
+    /// t.join().unwrap();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_batch_wait(
+        &mut self,
+        wait: Wait,
+        timeout: Duration,
+        mut f: impl FnMut(&T),
+    ) -> Result<usize, ReadError> {
+        let mut backoff = Backoff::new(wait, timeout);
+        loop {
+            match self.read_batch(&mut f) {
+                Ok(count) => return Ok(count),
+                Err(TryReadError::Lagged { missed }) => return Err(ReadError::Lagged { missed }),
+                Err(TryReadError::Closed) => return Err(ReadError::Closed),
+                Err(TryReadError::Empty) => self.back_off(&mut backoff)?,
             }
-            // Only now read the clock: the fast path never does.
-            let end = *deadline.get_or_insert_with(|| Instant::now().checked_add(timeout));
-            if end.is_some_and(|end| Instant::now() >= end) {
-                return Err(ReadError::Timeout);
+        }
+    }
+
+    /// One step of a reader's wait: spin, yield or park, or `Timeout`.
+    fn back_off(&self, backoff: &mut Backoff) -> Result<(), ReadError> {
+        match backoff.step() {
+            Step::Again => Ok(()),
+            Step::TimedOut => Err(ReadError::Timeout),
+            Step::Park(deadline) => {
+                let (shared, next) = (&self.shared, self.next);
+                shared.waiters.park(deadline, || {
+                    // The writer stores its cursor and the closed flag before `notify`.
+                    // Acquire: pairs with the Release store in the writer's drop.
+                    shared.published() > next || shared.closed.load(Ordering::Acquire)
+                });
+                Ok(())
             }
-            if polls < SPINS + YIELDS {
-                polls += 1;
-                yield_now();
-                continue;
-            }
-            let (shared, next) = (&self.shared, self.next);
-            shared.waiters.park(end, || {
-                // The writer stores its cursor and the closed flag before `notify`.
-                // Acquire: pairs with the Release store in the writer's drop.
-                shared.published() > next || shared.closed.load(Ordering::Acquire)
-            });
         }
     }
 
@@ -583,6 +762,81 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
                 Some(Err(Lagged { missed }))
             }
         }
+    }
+
+    /// One batch attempt: `None` if nothing new is published.
+    #[inline]
+    fn batch(&mut self, f: &mut impl FnMut(&T)) -> Option<Result<usize, Lagged>> {
+        // First: a cursor this reader goes on to use must be loaded after the ack.
+        let in_place = self.in_place_allowed();
+        if self.next >= self.published {
+            self.published = self.shared.published();
+            if self.next >= self.published {
+                return None;
+            }
+        }
+        let (start, end) = (self.next, self.published);
+        if in_place && end - start <= CAP as u64 {
+            for seq in start..end {
+                // SAFETY: `with_in_place`'s contract. (1) Event `seq < end` is complete
+                // and visible: `end` is a cursor value loaded with Acquire, which the
+                // writer stored with Release after writing every event below it. (2) No
+                // store to its slot happens before this call returns: the slot is next
+                // written for event `seq + CAP >= start + CAP`. Every publication before
+                // the writer's ack of this reader's hold is below `end` (the cursor was
+                // loaded after the ack, `in_place_allowed`), hence below `start + CAP`
+                // (checked above); every publication after the ack stays below
+                // `gate + CAP`, where `gate` is a position this reader's entry showed,
+                // so `gate <= start` (positions only grow while holding). The entry
+                // moves past `start` only in `advance_to` below, after the last call.
+                unsafe { self.shared.slots.with_in_place(seq, &mut *f) };
+            }
+            self.advance_to(end);
+            // At most CAP events (checked above), so the count fits `usize`.
+            return Some(Ok((end - start) as usize));
+        }
+        // Copy through the seqlock, event by event, until the cursor or a lap.
+        let mut seq = start;
+        while seq < end {
+            match self.shared.slots.read(seq) {
+                Read::Event(value) => {
+                    f(&value);
+                    seq += 1;
+                }
+                Read::NotYet | Read::Lapped { .. } => break,
+            }
+        }
+        if seq > start {
+            self.advance_to(seq);
+            // `usize` count: the caller's closure ran this many times.
+            return Some(Ok((seq - start) as usize));
+        }
+        // Lapped before the first event: the single-event path reports it.
+        self.read().map(|read| {
+            read.map(|value| {
+                f(&value);
+                1
+            })
+        })
+    }
+
+    /// Whether batches are read in place: this reader holds the writer back and a
+    /// [`LosslessWriter`] has acknowledged it. Once true, stays true until
+    /// [`release_writer`](Self::release_writer).
+    #[inline]
+    fn in_place_allowed(&mut self) -> bool {
+        if self.in_place || self.entry.is_none() {
+            return self.in_place;
+        }
+        // Acquire: pairs with the Release store of the ack in `Writer::room`: every
+        // publication the writer made before it happens-before the cursor load below.
+        if self.shared.acked.load(Ordering::Acquire) >= self.joined_at {
+            self.in_place = true;
+            // Forget the cursor loaded before the ack: the in-place path trusts only a
+            // cursor loaded after it (the lap check in `batch` relies on that).
+            self.published = self.next;
+        }
+        self.in_place
     }
 
     #[inline]
@@ -720,12 +974,13 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
     /// ```
     pub fn hold_writer(&mut self) -> Result<(), TooManyHolders> {
         if self.entry.is_none() {
-            self.entry = Some(
-                self.shared
-                    .registry
-                    .join(self.next)
-                    .ok_or(TooManyHolders { max: MAX_GATING })?,
-            );
+            let (entry, version) = self
+                .shared
+                .registry
+                .join(self.next)
+                .ok_or(TooManyHolders { max: MAX_GATING })?;
+            self.entry = Some(entry);
+            self.joined_at = version;
         }
         Ok(())
     }
@@ -742,6 +997,7 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn release_writer(&mut self) {
+        self.in_place = false;
         if let Some(entry) = self.entry.take() {
             self.shared.registry.leave(entry);
         }

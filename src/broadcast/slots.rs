@@ -1,8 +1,10 @@
 //! The ring of sequenced slots and the seqlock protocol over it: the only code that
 //! touches a slot's sequence word or payload words.
 //!
-//! A slot is one sequence word followed by the payload as `AtomicU64` words, laid out on
-//! whole cache lines. Every access to shared data is atomic, so a reader copying a slot
+//! A slot is the payload as `AtomicU64` words followed by one sequence word, laid out on
+//! whole cache lines. The payload starts the slot, on a cache-line boundary, so it is
+//! aligned for any `T` aligned to 64 bytes or less and can be read in place as a `&T`
+//! when the writer provably stays away from the slot (see [`Slots::with_in_place`]). Every access to shared data is atomic, so a reader copying a slot
 //! while the writer overwrites it is not a data race; the sequence word tells the reader
 //! afterwards whether the copy can be trusted (H.-J. Boehm, "Can seqlocks get along with
 //! programming language memory models?", MSPC 2012, figure 6).
@@ -65,8 +67,10 @@ pub(super) struct Slots<T, const CAP: usize> {
 impl<T: Pod, const CAP: usize> Slots<T, CAP> {
     /// Payload words per slot (the last one zero-padded).
     const WORDS: usize = size_of::<T>().div_ceil(8);
-    /// Cache lines per slot: the sequence word plus the payload words, rounded up.
+    /// Cache lines per slot: the payload words plus the sequence word, rounded up.
     pub(super) const LINES: usize = (1 + Self::WORDS).div_ceil(LINE_WORDS);
+    /// Whether a slot's payload is aligned for `T` (slots start on 64-byte boundaries).
+    const ALIGNED: bool = align_of::<T>() <= 64;
     /// Index mask: `CAP` is a power of two.
     const MASK: u64 = CAP as u64 - 1;
 
@@ -90,16 +94,15 @@ impl<T: Pod, const CAP: usize> Slots<T, CAP> {
         &self.lines[start..start + Self::LINES]
     }
 
-    /// The slot's sequence word.
+    /// The slot's sequence word: the word after the payload.
     #[inline]
     fn seq_word(slot: &[Line]) -> &AtomicU64 {
-        &slot[0].0[0]
+        &slot[Self::WORDS / LINE_WORDS].0[Self::WORDS % LINE_WORDS]
     }
 
-    /// Payload word `i` (`i < WORDS`) of the slot; word 0 of the slot is its sequence.
+    /// Payload word `i` (`i < WORDS`) of the slot.
     #[inline(always)]
     fn payload(slot: &[Line], i: usize) -> &AtomicU64 {
-        let i = i + 1;
         &slot[i / LINE_WORDS].0[i % LINE_WORDS]
     }
 
@@ -180,6 +183,74 @@ impl<T: Pod, const CAP: usize> Slots<T, CAP> {
             Read::Lapped {
                 newer: event_of(after),
             }
+        }
+    }
+
+    /// Calls `f` with event `seq` read in place, by reference, without the seqlock's
+    /// copy and re-check.
+    ///
+    /// # Safety
+    ///
+    /// Event `seq` is complete and visible to this thread (its publication
+    /// happens-before this call: the caller loaded the writer's cursor past `seq` with
+    /// Acquire), and no store to the slot happens until this call returns (the writer
+    /// is held back from the slot; the store that releases it comes after this call).
+    #[inline]
+    pub(super) unsafe fn with_in_place<R>(&self, seq: u64, f: impl FnOnce(&T) -> R) -> R {
+        #[cfg(not(loom))]
+        {
+            if Self::ALIGNED {
+                // The mask keeps the index below CAP; the pointer comes from the whole
+                // boxed slice, so it may cover every line of the slot.
+                let start = (seq & Self::MASK) as usize * Self::LINES;
+                // SAFETY: `start` is in bounds of `lines` (the index is below CAP and
+                // the storage holds CAP * LINES lines).
+                let line = unsafe { self.lines.as_ptr().add(start) };
+                // SAFETY: the slot's payload words start at its first line, which is
+                // 64-byte aligned (so aligned for `T`, `ALIGNED`) and holds
+                // `size_of::<T>()` bytes the writer stored from a `T` (the payload
+                // words precede the sequence word, inside the slot). `T: Pod`: any bytes
+                // are a valid `T`. Reading through this shared reference is not a data
+                // race: the writer's stores of these words happen-before this call, and
+                // no store happens while `f` runs (the caller's contract). The words are
+                // atomics (inside `UnsafeCell`), written only through atomic stores that
+                // the contract orders before or after `f`.
+                let value = unsafe { &*line.cast::<T>() };
+                return f(value);
+            }
+        }
+        // Loom (its atomics are not plain memory), or a `T` aligned to more than a cache
+        // line: copy the words out without synchronization, which the contract allows.
+        // Under loom, `unsync_load` checks the contract: it fails the model if a store
+        // to the word is not ordered before it.
+        let slot = self.slot(seq);
+        let mut out = T::zeroed();
+        let mut chunks = bytemuck::bytes_of_mut(&mut out).chunks_exact_mut(8);
+        for (i, chunk) in (&mut chunks).enumerate() {
+            chunk.copy_from_slice(&Self::unsync_load(Self::payload(slot, i)).to_ne_bytes());
+        }
+        let tail = chunks.into_remainder();
+        if !tail.is_empty() {
+            let bytes = Self::unsync_load(Self::payload(slot, Self::WORDS - 1)).to_ne_bytes();
+            tail.copy_from_slice(&bytes[..tail.len()]);
+        }
+        f(&out)
+    }
+
+    /// A load of a word that no store races, as the contract of `with_in_place` says.
+    #[inline(always)]
+    fn unsync_load(word: &AtomicU64) -> u64 {
+        #[cfg(loom)]
+        {
+            // SAFETY: `with_in_place`'s contract: no store to this word races this load
+            // (loom checks it).
+            unsafe { word.unsync_load() }
+        }
+        #[cfg(not(loom))]
+        {
+            // Relaxed: the contract already orders every store to the word before this
+            // load; no ordering is needed from the load itself.
+            word.load(Ordering::Relaxed)
         }
     }
 }
