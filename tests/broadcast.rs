@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use slotring::PooledEvent;
 use slotring::broadcast::{
-    Lagged, ReadError, Reader, TooManyHolders, TryReadError, Wait, Writer, channel,
+    Lagged, ReadError, Reader, RecvError, TooManyHolders, TryReadError, Wait, Writer, channel,
 };
 
 /// A 64-byte event: its number, then words derived from it, then a checksum of both.
@@ -795,4 +795,85 @@ fn holders_of_a_lossless_writer_read_in_the_slots_themselves() {
     // One 64-byte slot apart, in the ring: no copy was made.
     assert_eq!(addresses[1] - addresses[0], 64);
     assert_eq!(addresses[2] - addresses[1], 64);
+}
+
+/// Runs a future to completion on this thread, parking between polls.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return value;
+        }
+        thread::park();
+    }
+}
+
+#[test]
+fn recv_awaits_every_event_then_closed() {
+    let events: u64 = if cfg!(miri) { 50 } else { 100_000 };
+    let (mut writer, first) = channel::<Ev, 64>();
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let mut reader = first.clone();
+            thread::spawn(move || {
+                block_on(async {
+                    let (mut received, mut missed) = (0, 0);
+                    let mut expect = 0;
+                    loop {
+                        match reader.recv().await {
+                            Ok(ev) => {
+                                assert_eq!(verify(&ev), expect);
+                                expect += 1;
+                                received += 1;
+                            }
+                            Err(RecvError::Lagged { missed: m }) => {
+                                expect += m;
+                                missed += m;
+                            }
+                            Err(RecvError::Closed) => return (received, missed),
+                        }
+                    }
+                })
+            })
+        })
+        .collect();
+    drop(first);
+    for seq in 0..events {
+        writer.add(make(seq));
+        if seq % 64 == 0 {
+            thread::yield_now(); // let the readers park now and then
+        }
+    }
+    drop(writer);
+    for reader in readers {
+        let (received, missed) = reader.join().unwrap();
+        assert_eq!(received + missed, events);
+    }
+}
+
+#[test]
+fn a_dropped_recv_loses_nothing() {
+    let (mut writer, mut reader) = channel::<u32, 4>();
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    {
+        let mut pending = std::pin::pin!(reader.recv());
+        assert!(pending.as_mut().poll(&mut cx).is_pending());
+    } // dropped while registered
+    writer.add(5);
+    assert_eq!(block_on(reader.recv()), Ok(5));
+    drop(writer);
+    assert_eq!(block_on(reader.recv()), Err(RecvError::Closed));
+    assert_eq!(
+        RecvError::Closed.to_string(),
+        "the writer is gone and every event was read"
+    );
 }

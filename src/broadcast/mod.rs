@@ -78,10 +78,10 @@
 
 mod error;
 mod lossless;
+mod recv;
 mod registry;
 mod slots;
 mod strategy;
-mod wait;
 
 use core::fmt;
 use core::marker::PhantomData;
@@ -91,13 +91,14 @@ use bytemuck::Pod;
 
 pub use error::{Lagged, ReadError, TooManyHolders, TryReadError, WouldLap};
 pub use lossless::LosslessWriter;
+pub use recv::{Recv, RecvError};
 pub use strategy::Wait;
 
+use crate::notify::{AtomicFlag, WaitList};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
 use registry::{MAX_GATING, Padded, Registry};
 use slots::{MAX_SEQ, Read, Slots};
 use strategy::{Backoff, Step};
-use wait::Waiters;
 
 /// A reader's [`backpressure_ratio`](Reader::backpressure_ratio) above which it is
 /// [under pressure](Reader::is_under_pressure).
@@ -153,7 +154,8 @@ pub fn channel<T: Pod, const CAP: usize>() -> (Writer<T, CAP>, Reader<T, CAP>) {
         slots: Slots::new(),
         registry: Registry::new(),
         acked: Padded(AtomicU64::new(0)),
-        waiters: Waiters::new(),
+        readers_waiting: AtomicFlag::new(),
+        waiting_readers: WaitList::new(),
         closed: AtomicBool::new(false),
     });
     let reader = Reader::at(shared.clone(), 0);
@@ -178,7 +180,10 @@ struct Shared<T, const CAP: usize> {
     /// overwrites an unread event of a reader that joined at this version or before.
     /// Stays 0 while the writer may lap holders ([`Writer::add`]).
     acked: Padded<AtomicU64>,
-    waiters: Waiters,
+    /// Raised while some reader waits (blocked or async) in `waiting_readers`.
+    readers_waiting: AtomicFlag,
+    /// Readers waiting for the writer to publish (or go away).
+    waiting_readers: WaitList,
     /// Set once the writer is dropped, after its last publication.
     closed: AtomicBool,
 }
@@ -190,6 +195,15 @@ impl<T: Pod, const CAP: usize> Shared<T, CAP> {
         // Acquire: pairs with the writer's Release store; everything up to that event is
         // complete in its slot.
         self.cursor.load(Ordering::Acquire)
+    }
+
+    /// Whether a reader at `next` has something to read or learn: an event at or past
+    /// `next` is published, or the writer is gone. What a waiting reader re-checks.
+    #[inline]
+    fn has_news(&self, next: u64) -> bool {
+        // The writer stores its cursor and the closed flag before it tests the waiting
+        // flag. Acquire (closed): pairs with the Release store in the writer's drop.
+        self.published() > next || self.closed.load(Ordering::Acquire)
     }
 
     /// `lag` events behind, as a fraction of the ring (capped at 1.0).
@@ -387,7 +401,11 @@ impl<T: Pod, const CAP: usize> Writer<T, CAP> {
             // the cursor past an event sees it complete in its slot (holding readers read
             // it in place on that basis; the others re-check the slot's own word).
             self.shared.cursor.store(self.next, Ordering::Release);
-            self.shared.waiters.notify();
+            // The fence protocol of `notify`: a fence and one flag load when nobody
+            // waits, after the cursor store that a waiting reader re-checks.
+            self.shared
+                .readers_waiting
+                .notify_after_fence(&self.shared.waiting_readers);
         }
         first
     }
@@ -502,7 +520,7 @@ impl<T: Pod, const CAP: usize> Drop for Writer<T, CAP> {
         // Release: pairs with the Acquire load in `Reader::closed`; every publication
         // happens-before a reader's "closed" verdict, so it re-checks its slot after it.
         self.shared.closed.store(true, Ordering::Release);
-        self.shared.waiters.notify_all();
+        self.shared.waiting_readers.wake_all();
     }
 }
 
@@ -714,12 +732,14 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
             Step::Again => Ok(()),
             Step::TimedOut => Err(ReadError::Timeout),
             Step::Park(deadline) => {
-                let (shared, next) = (&self.shared, self.next);
-                shared.waiters.park(deadline, || {
-                    // The writer stores its cursor and the closed flag before `notify`.
-                    // Acquire: pairs with the Release store in the writer's drop.
-                    shared.published() > next || shared.closed.load(Ordering::Acquire)
-                });
+                let (shared, next) = (&*self.shared, self.next);
+                // Returns once the writer published past `next`, went away, or the
+                // deadline passed (the caller's next step reports the timeout).
+                let _ = shared
+                    .waiting_readers
+                    .wait(&shared.readers_waiting, deadline, || {
+                        shared.has_news(next).then_some(())
+                    });
                 Ok(())
             }
         }

@@ -224,6 +224,11 @@ impl<T: Pod, const CAP: usize> Slots<T, CAP> {
         // Under loom, `unsync_load` checks the contract: it fails the model if a store
         // to the word is not ordered before it.
         let slot = self.slot(seq);
+        // Loom switches threads only at atomic operations and `unsync_load` is none:
+        // this Relaxed load (its value unused, it orders nothing) lets the writer run
+        // between the caller's last atomic operation and the reads below.
+        #[cfg(loom)]
+        let _ = Self::seq_word(slot).load(Ordering::Relaxed);
         let mut out = T::zeroed();
         let mut chunks = bytemuck::bytes_of_mut(&mut out).chunks_exact_mut(8);
         for (i, chunk) in (&mut chunks).enumerate() {
