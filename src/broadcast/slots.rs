@@ -70,6 +70,10 @@ impl<T: Pod, const CAP: usize> Slots<T, CAP> {
     /// Cache lines per slot: the payload words plus the sequence word, rounded up.
     pub(super) const LINES: usize = (1 + Self::WORDS).div_ceil(LINE_WORDS);
     /// Whether a slot's payload is aligned for `T` (slots start on 64-byte boundaries).
+    #[cfg_attr(
+        loom,
+        allow(dead_code, reason = "loom copies: its atomics are not memory")
+    )]
     const ALIGNED: bool = align_of::<T>() <= 64;
     /// Index mask: `CAP` is a power of two.
     const MASK: u64 = CAP as u64 - 1;
