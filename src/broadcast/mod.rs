@@ -47,34 +47,72 @@
 //! [`Writer::try_add`] refusing once the ring is full, since nothing can tell a leaked
 //! reader from a slow one.
 //!
-//! Reads: [`Reader::try_next`] (never waits), the [`Iterator`] (drains what is available
-//! now, then returns `None`; it can be resumed later), and [`Reader::next_blocking`],
-//! which spins, then yields, then parks until an event arrives, the writer is dropped, or
-//! the timeout passes.
+//! # Batches, in place
+//!
+//! [`Writer::add_slice`] and [`Writer::try_add_slice`] publish many events with one store
+//! of the writer's cursor. [`Writer::into_lossless`] gives up [`Writer::add`] for good:
+//! the [`LosslessWriter`] never overwrites an event a holding reader has not read, so a
+//! holding reader's [`read_batch`](Reader::read_batch) hands out every published event
+//! by reference, straight from its slot (no copy, no seqlock re-check), and moves its
+//! position once per batch. The reference lives only for the closure call, which
+//! returns before the reader's position lets the writer reuse the slot.
+//!
+//! ```
+//! use std::time::Duration;
+//! use slotring::broadcast::{channel, Wait};
+//! let (writer, mut reader) = channel::<[u64; 8], 1024>();
+//! let mut writer = writer.into_lossless();
+//! reader.hold_writer()?;
+//! let events: Vec<[u64; 8]> = (0..64).map(|i| [i; 8]).collect();
+//! assert_eq!(writer.add_slice(&events, Wait::Yield, Duration::MAX), 64); // one cursor store
+//! let mut sum = 0;
+//! assert_eq!(reader.read_batch(|event| sum += event[0]), Ok(64)); // read in place
+//! assert_eq!(sum, 64 * 63 / 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Reads and waits
+//!
+//! [`Reader::try_next`] and [`Reader::read_batch`] never wait; the [`Iterator`] drains
+//! what is available now, then returns `None` (it can be resumed later).
+//! [`Reader::next_wait`] and [`Reader::read_batch_wait`] wait as a [`Wait`] says: spin,
+//! yield, or block (spin, yield, then park until the writer publishes or goes away, or
+//! the timeout passes; [`Reader::next_blocking`] is the block strategy).
+//! [`Reader::recv`] is the async read: a cancel-safe future woken by the writer, on any
+//! executor. A [`LosslessWriter`] waits for room as a [`Wait`] says
+//! ([`LosslessWriter::add`], [`LosslessWriter::add_slice`]).
 //!
 //! # How it works
 //!
-//! Each slot is a sequence word plus the payload stored as `AtomicU64` words, on whole
-//! cache lines, so every access to shared memory is atomic: a reader copying a slot the
-//! writer is overwriting is a race the memory model allows, not undefined behaviour.
-//! The writer marks the slot "writing event `s`" (odd), fences, stores the words, and
-//! marks it "event `s` complete" (even) with a Release store. A reader loads the word
-//! (Acquire), copies the words, fences, and reloads the word: only if it still says
-//! "event `s` complete" is the copy returned. A word above the expected one means the
-//! writer lapped the reader, and tells it by how much.
+//! Each slot is the payload stored as `AtomicU64` words followed by a sequence word, on
+//! whole cache lines, so every access the seqlock makes to shared memory is atomic: a
+//! reader copying a slot the writer is overwriting is a race the memory model allows,
+//! not undefined behaviour. The writer marks the slot "writing event `s`" (odd), fences,
+//! stores the words, and marks it "event `s` complete" (even) with a Release store. A
+//! reader loads the word (Acquire), copies the words, fences, and reloads the word: only
+//! if it still says "event `s` complete" is the copy returned. A word above the expected
+//! one means the writer lapped the reader, and tells it by how much.
 //!
-//! The writer also publishes its position (one Release store per event). A reader that
-//! has caught up polls that cursor rather than the slot being filled, and reads
-//! everything below the cursor it last saw without touching the cursor again, so each
-//! slot's cache lines travel to a reader once, after the event is complete. The cursor
-//! also serves lag reports and [`backpressure_ratio`](Reader::backpressure_ratio).
+//! The writer also publishes its position (one Release store per event or batch). A
+//! reader that has caught up polls that cursor rather than the slot being filled, and
+//! reads everything below the cursor it last saw without touching the cursor again, so
+//! each slot's cache lines travel to a reader once, after the event is complete. The
+//! cursor also serves lag reports and [`backpressure_ratio`](Reader::backpressure_ratio).
 //!
 //! Readers keep their positions to themselves unless they hold the writer back: those
-//! publish it after each read in their own cache-padded entry, and the writer rescans the
-//! entries only when its cached minimum would stop it (or a reader started holding).
-//! Waking parked readers costs the writer one read-modify-write of the parked count per
-//! event (no `SeqCst` fence); it takes a lock only when some reader parked since its last
-//! wake-up.
+//! publish it after each read (or batch) in their own cache-padded entry (Release), and
+//! the writer rescans the entries (Acquire) only when its cached minimum would stop it
+//! or a reader started holding. A holding reader reads in place only once a
+//! [`LosslessWriter`] has *acknowledged* its hold: the writer stores the registry version
+//! it scanned at (Release) after the scan; every later publication respects the scanned
+//! entries, and every earlier one is complete below the cursor the reader loads (Acquire)
+//! after seeing the acknowledgement, so the reader checks that it is not already lapped
+//! (at most `CAP` events behind that cursor) and from then on the writer cannot reach
+//! the slots it reads until its entry moves past them.
+//!
+//! Waiting readers use the crate's waiter list (blocked threads and async tasks): the
+//! writer pays a `SeqCst` fence and one load of a "someone waits" flag per publication
+//! while nobody waits, and takes the list's lock only when somebody does.
 
 mod error;
 mod lossless;

@@ -1,12 +1,14 @@
 //! The ring of sequenced slots and the seqlock protocol over it: the only code that
 //! touches a slot's sequence word or payload words.
 //!
-//! A slot is the payload as `AtomicU64` words followed by one sequence word, laid out on
-//! whole cache lines. The payload starts the slot, on a cache-line boundary, so it is
-//! aligned for any `T` aligned to 64 bytes or less and can be read in place as a `&T`
-//! when the writer provably stays away from the slot (see [`Slots::with_in_place`]). Every access to shared data is atomic, so a reader copying a slot
-//! while the writer overwrites it is not a data race; the sequence word tells the reader
-//! afterwards whether the copy can be trusted (H.-J. Boehm, "Can seqlocks get along with
+//! A slot is the payload as `AtomicU64` words on whole cache lines, starting on a line
+//! boundary, so it is aligned for any `T` aligned to 64 bytes or less and can be read in
+//! place as a `&T` when the writer provably stays away from the slot (see
+//! [`Slots::with_in_place`]); a 64-byte event takes exactly one line. Each slot's
+//! sequence word lives in a separate array, eight to a line, so it adds no line to the
+//! slot. Every access the seqlock makes to shared data is atomic, so a reader copying a
+//! slot while the writer overwrites it is not a data race; the sequence word tells the
+//! reader afterwards whether the copy can be trusted (H.-J. Boehm, "Can seqlocks get along with
 //! programming language memory models?", MSPC 2012, figure 6).
 //!
 //! Sequence word of a slot, for event number `s` (events count from 0):
@@ -60,15 +62,23 @@ pub(super) enum Read<T> {
 
 /// `CAP` slots of `T`, heap-allocated and zeroed (all slots "never written").
 pub(super) struct Slots<T, const CAP: usize> {
+    /// The payloads, `LINES` lines a slot.
     lines: Box<[Line]>,
+    /// The sequence words, slot `i`'s at word `i % 8` of line `i / 8`.
+    seqs: Box<[Line]>,
     _values: PhantomData<fn() -> T>,
 }
 
 impl<T: Pod, const CAP: usize> Slots<T, CAP> {
     /// Payload words per slot (the last one zero-padded).
     const WORDS: usize = size_of::<T>().div_ceil(8);
-    /// Cache lines per slot: the payload words plus the sequence word, rounded up.
-    pub(super) const LINES: usize = (1 + Self::WORDS).div_ceil(LINE_WORDS);
+    /// Cache lines per slot: the payload words, rounded up (at least one line, so that
+    /// even an empty `T` has a slot).
+    pub(super) const LINES: usize = if Self::WORDS == 0 {
+        1
+    } else {
+        Self::WORDS.div_ceil(LINE_WORDS)
+    };
     /// Whether a slot's payload is aligned for `T` (slots start on 64-byte boundaries).
     #[cfg_attr(
         loom,
@@ -84,8 +94,10 @@ impl<T: Pod, const CAP: usize> Slots<T, CAP> {
     /// ring never passes through the stack.
     pub(super) fn new() -> Self {
         let lines = (0..CAP * Self::LINES).map(|_| Line::new()).collect();
+        let seqs = (0..CAP.div_ceil(LINE_WORDS)).map(|_| Line::new()).collect();
         Self {
             lines,
+            seqs,
             _values: PhantomData,
         }
     }
@@ -98,10 +110,12 @@ impl<T: Pod, const CAP: usize> Slots<T, CAP> {
         &self.lines[start..start + Self::LINES]
     }
 
-    /// The slot's sequence word: the word after the payload.
+    /// The sequence word of the slot that holds event `seq`.
     #[inline]
-    fn seq_word(slot: &[Line]) -> &AtomicU64 {
-        &slot[Self::WORDS / LINE_WORDS].0[Self::WORDS % LINE_WORDS]
+    fn seq_word(&self, seq: u64) -> &AtomicU64 {
+        // The mask keeps the index below CAP, which fits `usize`.
+        let index = (seq & Self::MASK) as usize;
+        &self.seqs[index / LINE_WORDS].0[index % LINE_WORDS]
     }
 
     /// Payload word `i` (`i < WORDS`) of the slot.
@@ -116,7 +130,7 @@ impl<T: Pod, const CAP: usize> Slots<T, CAP> {
     #[inline]
     pub(super) fn write(&self, seq: u64, value: &T) {
         let slot = self.slot(seq);
-        let word = Self::seq_word(slot);
+        let word = self.seq_word(seq);
         // Relaxed: the odd marker is ordered before the payload stores by the fence below,
         // which is what a reader relies on (its Acquire fence pairs with this one).
         word.store(2 * seq + 1, Ordering::Relaxed);
@@ -147,7 +161,7 @@ impl<T: Pod, const CAP: usize> Slots<T, CAP> {
     #[inline]
     pub(super) fn read(&self, seq: u64) -> Read<T> {
         let slot = self.slot(seq);
-        let word = Self::seq_word(slot);
+        let word = self.seq_word(seq);
         let want = 2 * seq + 2;
         // Acquire: pairs with the writer's Release store of `want`, so the payload loads
         // below see at least event `seq`'s words.
@@ -212,8 +226,8 @@ impl<T: Pod, const CAP: usize> Slots<T, CAP> {
                 let line = unsafe { self.lines.as_ptr().add(start) };
                 // SAFETY: the slot's payload words start at its first line, which is
                 // 64-byte aligned (so aligned for `T`, `ALIGNED`) and holds
-                // `size_of::<T>()` bytes the writer stored from a `T` (the payload
-                // words precede the sequence word, inside the slot). `T: Pod`: any bytes
+                // `size_of::<T>()` bytes the writer stored from a `T` (the slot's `LINES`
+                // lines hold its `WORDS` payload words, contiguous). `T: Pod`: any bytes
                 // are a valid `T`. Reading through this shared reference is not a data
                 // race: the writer's stores of these words happen-before this call, and
                 // no store happens while `f` runs (the caller's contract). The words are
@@ -232,7 +246,7 @@ impl<T: Pod, const CAP: usize> Slots<T, CAP> {
         // this Relaxed load (its value unused, it orders nothing) lets the writer run
         // between the caller's last atomic operation and the reads below.
         #[cfg(loom)]
-        let _ = Self::seq_word(slot).load(Ordering::Relaxed);
+        let _ = self.seq_word(seq).load(Ordering::Relaxed);
         let mut out = T::zeroed();
         let mut chunks = bytemuck::bytes_of_mut(&mut out).chunks_exact_mut(8);
         for (i, chunk) in (&mut chunks).enumerate() {
@@ -279,7 +293,8 @@ mod tests {
         assert_eq!(size_of::<Line>(), 64);
         assert_eq!(Slots::<u64, 4>::LINES, 1);
         assert_eq!(Slots::<[u64; 7], 4>::LINES, 1);
-        assert_eq!(Slots::<[u64; 8], 4>::LINES, 2);
+        assert_eq!(Slots::<[u64; 8], 4>::LINES, 1);
+        assert_eq!(Slots::<[u64; 9], 4>::LINES, 2);
         assert_eq!(Slots::<[u8; 264], 4>::LINES, 5);
         assert_eq!(Slots::<(), 4>::LINES, 1);
     }

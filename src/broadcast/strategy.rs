@@ -30,8 +30,9 @@ pub enum Wait {
     /// Polls in a loop with a spin hint: the lowest latency, and a busy core for as long
     /// as it waits. For threads that have a core each.
     Spin,
-    /// Yields the time slice between polls: a little slower to react, lets other threads
-    /// of the same core run, and still keeps the core busy when nothing else wants it.
+    /// Yields the time slice after every failed poll: a little slower to react, lets
+    /// other threads of the same core run, and still keeps the core busy when nothing
+    /// else wants it.
     Yield,
     /// Spins briefly, yields a while, then parks the thread until it is woken: the
     /// choice when waits can be long.
@@ -72,7 +73,12 @@ impl Backoff {
     /// Called after each failed poll.
     #[inline]
     pub(super) fn step(&mut self) -> Step {
-        if self.polls < SPINS || self.wait == Wait::Spin && self.polls % 64 != 0 {
+        let spinning = match self.wait {
+            Wait::Spin => self.polls < SPINS || self.polls % 64 != 0,
+            Wait::Yield => false,
+            Wait::Block => self.polls < SPINS,
+        };
+        if spinning {
             // A spinning wait reads the clock once per 64 polls only.
             self.polls = self.polls.wrapping_add(1);
             spin_loop();
