@@ -428,23 +428,26 @@ impl<T: Pod, const CAP: usize> Writer<T, CAP> {
     #[inline]
     fn publish(&mut self, values: &[T]) -> u64 {
         let first = self.next;
-        for value in values {
-            let seq = self.next;
-            assert!(seq <= MAX_SEQ, "broadcast ring sequence numbers exhausted");
-            self.shared.slots.write(seq, value);
-            self.next = seq + 1;
+        if values.is_empty() {
+            return first;
         }
-        if !values.is_empty() {
-            // Release: pairs with the Acquire in `Shared::published`: a reader that sees
-            // the cursor past an event sees it complete in its slot (holding readers read
-            // it in place on that basis; the others re-check the slot's own word).
-            self.shared.cursor.store(self.next, Ordering::Release);
-            // The fence protocol of `notify`: a fence and one flag load when nobody
-            // waits, after the cursor store that a waiting reader re-checks.
-            self.shared
-                .readers_waiting
-                .notify_after_fence(&self.shared.waiting_readers);
-        }
+        // `first <= MAX_SEQ + 1` always (the assert below keeps it so).
+        assert!(
+            values.len() as u64 <= MAX_SEQ + 1 - first,
+            "broadcast ring sequence numbers exhausted"
+        );
+        let shared = &*self.shared;
+        shared.slots.write_all(first, values);
+        self.next = first + values.len() as u64;
+        // Release: pairs with the Acquire in `Shared::published`: a reader that sees the
+        // cursor past an event sees it complete in its slot (holding readers read it in
+        // place on that basis; the others re-check the slot's own word).
+        shared.cursor.store(self.next, Ordering::Release);
+        // The fence protocol of `notify`: a fence and one flag load when nobody waits,
+        // after the cursor store that a waiting reader re-checks.
+        shared
+            .readers_waiting
+            .notify_after_fence(&shared.waiting_readers);
         first
     }
 

@@ -103,19 +103,27 @@ impl<T: Pod, const CAP: usize> Slots<T, CAP> {
     }
 
     /// The lines of the slot that holds event `seq`.
-    #[inline]
+    #[inline(always)]
     fn slot(&self, seq: u64) -> &[Line] {
         // The mask keeps the index below CAP, which fits `usize` (it sized the storage).
         let start = (seq & Self::MASK) as usize * Self::LINES;
-        &self.lines[start..start + Self::LINES]
+        debug_assert!(start + Self::LINES <= self.lines.len());
+        // SAFETY: `new` made `CAP * LINES` lines and the index is below CAP, so
+        // `start + LINES <= CAP * LINES`: the range is in bounds. (Unchecked: this runs
+        // once per event on the writer's and readers' hot paths.)
+        unsafe { self.lines.get_unchecked(start..start + Self::LINES) }
     }
 
     /// The sequence word of the slot that holds event `seq`.
-    #[inline]
+    #[inline(always)]
     fn seq_word(&self, seq: u64) -> &AtomicU64 {
         // The mask keeps the index below CAP, which fits `usize`.
         let index = (seq & Self::MASK) as usize;
-        &self.seqs[index / LINE_WORDS].0[index % LINE_WORDS]
+        debug_assert!(index / LINE_WORDS < self.seqs.len());
+        // SAFETY: `new` made `CAP.div_ceil(8)` lines of sequence words and `index < CAP`,
+        // so `index / 8` is in bounds.
+        let line = unsafe { self.seqs.get_unchecked(index / LINE_WORDS) };
+        &line.0[index % LINE_WORDS]
     }
 
     /// Payload word `i` (`i < WORDS`) of the slot.
@@ -124,10 +132,22 @@ impl<T: Pod, const CAP: usize> Slots<T, CAP> {
         &slot[i / LINE_WORDS].0[i % LINE_WORDS]
     }
 
+    /// Copies `values` in as events `first..` and publishes each in its slot (the
+    /// writer's cursor is the caller's business).
+    ///
+    /// Only the single writer calls this, with `first` past every event written before
+    /// and the last event `<= MAX_SEQ`.
+    #[inline]
+    pub(super) fn write_all(&self, first: u64, values: &[T]) {
+        for (seq, value) in (first..).zip(values) {
+            self.write(seq, value);
+        }
+    }
+
     /// Copies `value` in as event `seq` and publishes it.
     ///
     /// Only the single writer calls this, with strictly increasing `seq <= MAX_SEQ`.
-    #[inline]
+    #[inline(always)]
     pub(super) fn write(&self, seq: u64, value: &T) {
         let slot = self.slot(seq);
         let word = self.seq_word(seq);
