@@ -877,3 +877,30 @@ fn a_dropped_recv_loses_nothing() {
         "the writer is gone and every event was read"
     );
 }
+
+#[test]
+fn try_add_with_makes_events_in_their_slots_and_publishes_them_if_make_panics() {
+    let (mut writer, mut reader) = channel::<u64, 8>();
+    reader.hold_writer().unwrap();
+    assert_eq!(writer.try_add_with(0, |_| unreachable!()), 0);
+    assert_eq!(writer.try_add_with(3, |seq| seq + 100), 3);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        writer.try_add_with(4, |seq| {
+            assert_ne!(seq, 5, "the producer failed");
+            seq + 100
+        })
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(
+        writer.position(),
+        5,
+        "the two events made before the panic are published"
+    );
+    assert_eq!(
+        writer.try_add_with(100, |seq| seq + 100),
+        3,
+        "room for 8 - 5"
+    );
+    let got: Vec<_> = reader.by_ref().flatten().collect();
+    assert_eq!(got, (100..108).collect::<Vec<_>>());
+}

@@ -5,8 +5,9 @@
 //!   the writer back, so nothing is lost ([`Writer::try_add`] refused means the writer
 //!   yields and retries); readers copy each event out through the seqlock with
 //!   `next_wait(Wait::Yield)`.
-//! * `slotring-batch`: the same ring with a [`LosslessWriter`] publishing batches of 64
-//!   (`add_slice`, one cursor store a batch, yielding while full) and holding readers
+//! * `slotring-batch`: the same ring with a [`LosslessWriter`] publishing batches of up
+//!   to 64 made in their slots (`try_add_with`, one cursor store a batch, yielding while
+//!   full) and holding readers
 //!   reading whole batches in place, by reference (`read_batch_wait(Wait::Yield)`).
 //! * `crossbeam-channel`: one bounded channel (1024) per reader; the writer sends a copy
 //!   of each event to every channel; readers `recv()`.
@@ -148,16 +149,14 @@ fn slotring_batch(events: u64, readers: usize) -> Duration {
         }
         drop(first);
         let start = Instant::now();
-        let mut batch = [[0u64; 8]; BATCH];
         let mut seq = 0;
         while seq < events {
-            let len = (events - seq).min(BATCH as u64) as usize;
-            for (i, ev) in batch[..len].iter_mut().enumerate() {
-                *ev = event(seq + i as u64);
+            let max = (events - seq).min(BATCH as u64) as usize;
+            // Made straight in their slots, as the disruptor's producer closure does.
+            match writer.try_add_with(max, event) {
+                0 => thread::yield_now(),
+                published => seq += published as u64,
             }
-            let published = writer.add_slice(&batch[..len], Wait::Yield, Duration::MAX);
-            assert_eq!(published, len);
-            seq += len as u64;
         }
         drop(writer);
         start

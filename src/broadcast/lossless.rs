@@ -107,6 +107,22 @@ impl<T: Pod, const CAP: usize> LosslessWriter<T, CAP> {
         self.inner.try_add_slice(values)
     }
 
+    /// Publishes up to `max` events made by `make(event number)` straight into their
+    /// slots, as many as lap no holding reader, and returns how many. As
+    /// [`Writer::try_add_with`].
+    ///
+    /// ```
+    /// let (writer, mut reader) = slotring::broadcast::channel::<u64, 2>();
+    /// let mut writer = writer.into_lossless();
+    /// reader.hold_writer()?;
+    /// assert_eq!(writer.try_add_with(5, |seq| seq * 10), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn try_add_with(&mut self, max: usize, make: impl FnMut(u64) -> T) -> usize {
+        self.inner.try_add_with(max, make)
+    }
+
     /// Publishes `value`, waiting up to `timeout` as `wait` says while it would lap a
     /// holding reader; on timeout hands it back. `Duration::MAX` waits forever (a
     /// holding reader that never reads then stops the writer for good).

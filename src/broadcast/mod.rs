@@ -431,24 +431,89 @@ impl<T: Pod, const CAP: usize> Writer<T, CAP> {
         if values.is_empty() {
             return first;
         }
-        // `first <= MAX_SEQ + 1` always (the assert below keeps it so).
+        self.check_room_in_sequence(values.len());
+        self.shared.slots.write_all(first, values);
+        self.published_up_to(first + values.len() as u64);
+        first
+    }
+
+    /// Panics if `count` more events would exhaust the sequence numbers.
+    #[inline]
+    fn check_room_in_sequence(&self, count: usize) {
+        // `next <= MAX_SEQ + 1` always (this check keeps it so).
         assert!(
-            values.len() as u64 <= MAX_SEQ + 1 - first,
+            count as u64 <= MAX_SEQ + 1 - self.next,
             "broadcast ring sequence numbers exhausted"
         );
+    }
+
+    /// Publishes every event below `end` (already written in its slot) with one cursor
+    /// store, and wakes waiting readers.
+    #[inline]
+    fn published_up_to(&mut self, end: u64) {
+        self.next = end;
         let shared = &*self.shared;
-        shared.slots.write_all(first, values);
-        self.next = first + values.len() as u64;
         // Release: pairs with the Acquire in `Shared::published`: a reader that sees the
         // cursor past an event sees it complete in its slot (holding readers read it in
         // place on that basis; the others re-check the slot's own word).
-        shared.cursor.store(self.next, Ordering::Release);
+        shared.cursor.store(end, Ordering::Release);
         // The fence protocol of `notify`: a fence and one flag load when nobody waits,
         // after the cursor store that a waiting reader re-checks.
         shared
             .readers_waiting
             .notify_after_fence(&shared.waiting_readers);
-        first
+    }
+
+    /// Publishes up to `max` events made by `make(event number)` straight into their
+    /// slots, as many as fit without overwriting an event a holding reader has not read
+    /// (as [`try_add_slice`](Self::try_add_slice), with one cursor store), and returns
+    /// how many. Saves copying the events out of a slice first.
+    ///
+    /// If `make` panics, the events it made before are published.
+    ///
+    /// ```
+    /// let (mut writer, mut reader) = slotring::broadcast::channel::<[u64; 2], 4>();
+    /// reader.hold_writer()?;
+    /// assert_eq!(writer.try_add_with(10, |seq| [seq, seq * seq]), 4); // the ring's room
+    /// assert_eq!(reader.try_next(), Ok([0, 0]));
+    /// assert_eq!(writer.try_add_with(10, |seq| [seq, seq * seq]), 1);
+    /// assert_eq!(reader.by_ref().flatten().last(), Some([4, 16]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn try_add_with(&mut self, max: usize, mut make: impl FnMut(u64) -> T) -> usize {
+        if max == 0 {
+            return 0;
+        }
+        let Ok(room) = self.room(max as u64) else {
+            return 0;
+        };
+        // `room` never grants more than it was asked, which is a `usize`.
+        let count = room as usize;
+        self.check_room_in_sequence(count);
+        /// Publishes what was written when dropped, also if `make` panics.
+        struct Written<'a, T: Pod, const CAP: usize> {
+            writer: &'a mut Writer<T, CAP>,
+            end: u64,
+        }
+        impl<T: Pod, const CAP: usize> Drop for Written<'_, T, CAP> {
+            fn drop(&mut self) {
+                if self.end > self.writer.next {
+                    self.writer.published_up_to(self.end);
+                }
+            }
+        }
+        let first = self.next;
+        let mut written = Written {
+            end: first,
+            writer: self,
+        };
+        let slots = &written.writer.shared.slots;
+        for seq in first..first + count as u64 {
+            slots.write(seq, &make(seq));
+            written.end = seq + 1;
+        }
+        count
     }
 
     /// A new reader that starts at the next event published (it sees nothing older).
