@@ -49,8 +49,9 @@
 //!
 //! # Batches, in place
 //!
-//! [`Writer::add_slice`] and [`Writer::try_add_slice`] publish many events with one store
-//! of the writer's cursor. [`Writer::into_lossless`] gives up [`Writer::add`] for good:
+//! [`Writer::add_slice`], [`Writer::try_add_slice`] and [`Writer::try_add_with`] (which
+//! makes the events straight in their slots) publish many events with one store of the
+//! writer's cursor. [`Writer::into_lossless`] gives up [`Writer::add`] for good:
 //! the [`LosslessWriter`] never overwrites an event a holding reader has not read, so a
 //! holding reader's [`read_batch`](Reader::read_batch) hands out every published event
 //! by reference, straight from its slot (no copy, no seqlock re-check), and moves its
