@@ -165,6 +165,11 @@ pub mod event;
 pub mod ffi;
 mod free_list;
 mod heap;
+#[allow(
+    dead_code,
+    reason = "the allocator's waits and broadcast reads use it next"
+)]
+pub(crate) mod notify;
 mod pool;
 pub mod ptr;
 pub mod ring;

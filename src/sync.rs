@@ -90,3 +90,14 @@ pub(crate) use acquire_fence;
 pub(crate) fn abort_on_overflow() -> ! {
     std::process::abort()
 }
+
+/// Sleeps for `duration`; under loom, which has no clock, yields instead.
+pub(crate) fn sleep(duration: std::time::Duration) {
+    #[cfg(loom)]
+    {
+        let _ = duration;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
+    std::thread::sleep(duration);
+}

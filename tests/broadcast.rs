@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use slotring::PooledEvent;
 use slotring::broadcast::{
-    Lagged, ReadError, Reader, TooManyHolders, TryReadError, Writer, channel,
+    Lagged, ReadError, Reader, RecvError, TooManyHolders, TryReadError, Wait, Writer, channel,
 };
 
 /// A 64-byte event: its number, then words derived from it, then a checksum of both.
@@ -581,4 +581,326 @@ fn ends_move_between_threads() {
     let mut reader = reader.join().unwrap();
     assert_eq!(reader.cursor(), 1);
     assert_eq!(reader.try_next(), Err(TryReadError::Empty));
+}
+
+/// Reads batches until the writer closes, checking order, gaps and checksums; batches
+/// are read in place when `reader` holds a lossless writer back.
+fn drain_batches<const CAP: usize>(mut reader: Reader<Ev, CAP>, wait: Wait) -> Tally {
+    let mut tally = Tally::default();
+    let mut expect = reader.cursor();
+    loop {
+        let read = reader.read_batch_wait(wait, Duration::MAX, |ev| {
+            let seq = verify(ev);
+            assert_eq!(seq, expect, "event out of order or gap not reported");
+            expect += 1;
+            tally.received += 1;
+            tally.last = Some(seq);
+        });
+        match read {
+            Ok(count) => assert!(count > 0 && count <= CAP, "batch of {count}"),
+            Err(ReadError::Lagged { missed }) => {
+                assert!(missed > 0, "a lag report of zero events");
+                expect += missed;
+                tally.missed += missed;
+                tally.lag_reports += 1;
+            }
+            Err(ReadError::Closed) => break,
+            Err(ReadError::Timeout) => unreachable!("no timeout was set"),
+        }
+    }
+    tally
+}
+
+/// A lossless writer publishing in batches to holding readers reading in place, next to
+/// a reader that does not hold it back (copied, lapped): the holders get everything.
+fn batch_stress<const CAP: usize>(events: u64, holders: usize, wait: Wait) -> (Vec<Tally>, Tally) {
+    let (writer, first) = channel::<Ev, CAP>();
+    let mut writer = writer.into_lossless();
+    let handles: Vec<_> = (0..holders)
+        .map(|_| {
+            let mut reader = first.clone();
+            reader.hold_writer().unwrap();
+            thread::spawn(move || drain_batches(reader, wait))
+        })
+        .collect();
+    let free = first.clone();
+    let free = thread::spawn(move || drain_batches(free, Wait::Yield));
+    drop(first);
+    let mut seq = 0;
+    let mut batch = Vec::new();
+    while seq < events {
+        // Batches of 1 to 37 events, so they straddle the ring's wrap at every offset.
+        let len = (seq % 37 + 1).min(events - seq);
+        batch.clear();
+        batch.extend((seq..seq + len).map(make));
+        assert_eq!(writer.position(), seq);
+        assert_eq!(writer.add_slice(&batch, wait, Duration::MAX), len as usize);
+        seq += len;
+    }
+    drop(writer);
+    let tallies = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    (tallies, free.join().unwrap())
+}
+
+#[test]
+fn batches_read_in_place_lose_nothing() {
+    let events = if cfg!(miri) { 300 } else { 1_000_000 };
+    for wait in [Wait::Block, Wait::Yield] {
+        let (holders, free) = batch_stress::<64>(events, 2, wait);
+        for tally in holders {
+            assert_eq!(tally.received, events, "{wait:?} {tally:?}");
+            assert_eq!(tally.lag_reports, 0, "{wait:?} {tally:?}");
+        }
+        assert_eq!(free.received + free.missed, events, "{free:?}");
+    }
+}
+
+#[test]
+fn batches_on_a_tiny_ring() {
+    let events = if cfg!(miri) { 100 } else { 100_000 };
+    let (holders, free) = batch_stress::<2>(events, 1, Wait::Yield);
+    assert_eq!(holders[0].received, events, "{:?}", holders[0]);
+    assert_eq!(free.received + free.missed, events, "{free:?}");
+}
+
+#[test]
+fn read_batch_copies_when_the_writer_may_lap() {
+    let (mut writer, mut holder) = channel::<u64, 4>();
+    holder.hold_writer().unwrap();
+    let mut free = holder.clone();
+    assert_eq!(writer.add_slice(&[0, 1, 2]), 0);
+    let mut got = Vec::new();
+    assert_eq!(holder.read_batch(|e| got.push(*e)), Ok(3));
+    assert_eq!(
+        holder.read_batch(|e| got.push(*e)),
+        Err(TryReadError::Empty)
+    );
+    // `add` laps even a holder on a writer that is not lossless; the copy sees it.
+    assert_eq!(writer.add_slice(&[3, 4, 5, 6, 7, 8, 9]), 3);
+    assert_eq!(
+        holder.read_batch(|e| got.push(*e)),
+        Err(TryReadError::Lagged { missed: 3 })
+    );
+    assert_eq!(holder.read_batch(|e| got.push(*e)), Ok(4));
+    assert_eq!(got, [0, 1, 2, 6, 7, 8, 9]);
+    assert_eq!(
+        free.read_batch(|_| {}),
+        Err(TryReadError::Lagged { missed: 6 })
+    );
+    drop(writer);
+    assert_eq!(free.read_batch(|_| {}), Ok(4));
+    assert_eq!(free.read_batch(|_| {}), Err(TryReadError::Closed));
+}
+
+#[test]
+fn a_holder_joining_a_lossless_writer_mid_stream_starts_in_place_safely() {
+    let (writer, mut early) = channel::<u64, 4>();
+    let mut late = early.clone();
+    let mut writer = writer.into_lossless();
+    // Nobody holds yet: the lossless writer laps freely.
+    assert_eq!(writer.try_add_slice(&[0, 1, 2, 3, 4, 5]), 6);
+    early.hold_writer().unwrap(); // at event 0, already overwritten
+    late.hold_writer().unwrap();
+    // Not acknowledged yet: the first batch is copied, so the lap is seen.
+    assert_eq!(
+        early.read_batch(|_| {}),
+        Err(TryReadError::Lagged { missed: 2 })
+    );
+    // The writer's next admission acknowledges both holders (and waits for the slowest).
+    assert_eq!(
+        writer.try_add_slice(&[6, 7]),
+        0,
+        "event 2 is unread by `early`"
+    );
+    let mut got = Vec::new();
+    assert_eq!(early.read_batch(|e| got.push(*e)), Ok(4));
+    assert_eq!(got, [2, 3, 4, 5]);
+    assert_eq!(
+        late.read_batch(|_| {}),
+        Err(TryReadError::Lagged { missed: 2 })
+    );
+    assert_eq!(late.read_batch(|_| {}), Ok(4));
+    assert_eq!(writer.try_add_slice(&[6, 7]), 2);
+}
+
+#[test]
+fn a_panicking_batch_is_read_again() {
+    let (writer, mut reader) = channel::<u32, 8>();
+    let mut writer = writer.into_lossless();
+    reader.hold_writer().unwrap();
+    assert_eq!(writer.try_add_slice(&[1, 2, 3]), 3);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        reader.read_batch(|e| assert_ne!(*e, 2, "the reader's work failed"))
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(reader.cursor(), 0);
+    assert_eq!(
+        writer.slowest_reader(),
+        Some(0),
+        "the writer stays held back"
+    );
+    let mut got = Vec::new();
+    assert_eq!(reader.read_batch(|e| got.push(*e)), Ok(3));
+    assert_eq!(got, [1, 2, 3]);
+}
+
+/// A `Pod` aligned beyond a cache line cannot be read in place; batches copy it.
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Zeroable, bytemuck::Pod)]
+#[repr(C, align(128))]
+struct Wide([u64; 16]);
+
+#[test]
+fn over_aligned_events_are_copied_out() {
+    let (writer, mut reader) = channel::<Wide, 4>();
+    let mut writer = writer.into_lossless();
+    reader.hold_writer().unwrap();
+    assert_eq!(writer.try_add_slice(&[Wide([7; 16]), Wide([8; 16])]), 2);
+    let mut got = Vec::new();
+    assert_eq!(
+        reader.read_batch(|e| {
+            assert_eq!(e as *const Wide as usize % 128, 0);
+            got.push(e.0[15]);
+        }),
+        Ok(2)
+    );
+    assert_eq!(got, [7, 8]);
+}
+
+#[test]
+fn lossless_add_times_out_and_hands_the_value_back() {
+    let (writer, mut reader) = channel::<u8, 1>();
+    let mut writer = writer.into_lossless();
+    reader.hold_writer().unwrap();
+    assert_eq!(writer.add(1, Wait::Spin, Duration::MAX), Ok(0));
+    for wait in [Wait::Spin, Wait::Yield, Wait::Block] {
+        let refused = writer.add(2, wait, Duration::from_millis(2)).unwrap_err();
+        assert_eq!((refused.slowest(), refused.into_inner()), (0, 2));
+        assert_eq!(writer.add_slice(&[2, 3], wait, Duration::from_millis(2)), 0);
+    }
+    assert_eq!(reader.try_next(), Ok(1));
+    assert_eq!(writer.add_slice(&[2, 3], Wait::Block, Duration::ZERO), 1);
+}
+
+#[test]
+fn holders_of_a_lossless_writer_read_in_the_slots_themselves() {
+    let (writer, mut reader) = channel::<u64, 4>();
+    let mut writer = writer.into_lossless();
+    reader.hold_writer().unwrap();
+    assert_eq!(writer.try_add_slice(&[1, 2, 3]), 3);
+    let mut addresses = Vec::new();
+    assert_eq!(
+        reader.read_batch(|e| addresses.push(e as *const u64 as usize)),
+        Ok(3)
+    );
+    // One 64-byte slot apart, in the ring: no copy was made.
+    assert_eq!(addresses[1] - addresses[0], 64);
+    assert_eq!(addresses[2] - addresses[1], 64);
+}
+
+/// Runs a future to completion on this thread, parking between polls.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return value;
+        }
+        thread::park();
+    }
+}
+
+#[test]
+fn recv_awaits_every_event_then_closed() {
+    let events: u64 = if cfg!(miri) { 50 } else { 100_000 };
+    let (mut writer, first) = channel::<Ev, 64>();
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let mut reader = first.clone();
+            thread::spawn(move || {
+                block_on(async {
+                    let (mut received, mut missed) = (0, 0);
+                    let mut expect = 0;
+                    loop {
+                        match reader.recv().await {
+                            Ok(ev) => {
+                                assert_eq!(verify(&ev), expect);
+                                expect += 1;
+                                received += 1;
+                            }
+                            Err(RecvError::Lagged { missed: m }) => {
+                                expect += m;
+                                missed += m;
+                            }
+                            Err(RecvError::Closed) => return (received, missed),
+                        }
+                    }
+                })
+            })
+        })
+        .collect();
+    drop(first);
+    for seq in 0..events {
+        writer.add(make(seq));
+        if seq % 64 == 0 {
+            thread::yield_now(); // let the readers park now and then
+        }
+    }
+    drop(writer);
+    for reader in readers {
+        let (received, missed) = reader.join().unwrap();
+        assert_eq!(received + missed, events);
+    }
+}
+
+#[test]
+fn a_dropped_recv_loses_nothing() {
+    let (mut writer, mut reader) = channel::<u32, 4>();
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    {
+        let mut pending = std::pin::pin!(reader.recv());
+        assert!(pending.as_mut().poll(&mut cx).is_pending());
+    } // dropped while registered
+    writer.add(5);
+    assert_eq!(block_on(reader.recv()), Ok(5));
+    drop(writer);
+    assert_eq!(block_on(reader.recv()), Err(RecvError::Closed));
+    assert_eq!(
+        RecvError::Closed.to_string(),
+        "the writer is gone and every event was read"
+    );
+}
+
+#[test]
+fn try_add_with_makes_events_in_their_slots_and_publishes_them_if_make_panics() {
+    let (mut writer, mut reader) = channel::<u64, 8>();
+    reader.hold_writer().unwrap();
+    assert_eq!(writer.try_add_with(0, |_| unreachable!()), 0);
+    assert_eq!(writer.try_add_with(3, |seq| seq + 100), 3);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        writer.try_add_with(4, |seq| {
+            assert_ne!(seq, 5, "the producer failed");
+            seq + 100
+        })
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(
+        writer.position(),
+        5,
+        "the two events made before the panic are published"
+    );
+    assert_eq!(
+        writer.try_add_with(100, |seq| seq + 100),
+        3,
+        "room for 8 - 5"
+    );
+    let got: Vec<_> = reader.by_ref().flatten().collect();
+    assert_eq!(got, (100..108).collect::<Vec<_>>());
 }

@@ -47,61 +47,97 @@
 //! [`Writer::try_add`] refusing once the ring is full, since nothing can tell a leaked
 //! reader from a slow one.
 //!
-//! Reads: [`Reader::try_next`] (never waits), the [`Iterator`] (drains what is available
-//! now, then returns `None`; it can be resumed later), and [`Reader::next_blocking`],
-//! which spins, then yields, then parks until an event arrives, the writer is dropped, or
-//! the timeout passes.
+//! # Batches, in place
+//!
+//! [`Writer::add_slice`], [`Writer::try_add_slice`] and [`Writer::try_add_with`] (which
+//! makes the events straight in their slots) publish many events with one store of the
+//! writer's cursor. [`Writer::into_lossless`] gives up [`Writer::add`] for good:
+//! the [`LosslessWriter`] never overwrites an event a holding reader has not read, so a
+//! holding reader's [`read_batch`](Reader::read_batch) hands out every published event
+//! by reference, straight from its slot (no copy, no seqlock re-check), and moves its
+//! position once per batch. The reference lives only for the closure call, which
+//! returns before the reader's position lets the writer reuse the slot.
+//!
+//! ```
+//! use std::time::Duration;
+//! use slotring::broadcast::{channel, Wait};
+//! let (writer, mut reader) = channel::<[u64; 8], 1024>();
+//! let mut writer = writer.into_lossless();
+//! reader.hold_writer()?;
+//! let events: Vec<[u64; 8]> = (0..64).map(|i| [i; 8]).collect();
+//! assert_eq!(writer.add_slice(&events, Wait::Yield, Duration::MAX), 64); // one cursor store
+//! let mut sum = 0;
+//! assert_eq!(reader.read_batch(|event| sum += event[0]), Ok(64)); // read in place
+//! assert_eq!(sum, 64 * 63 / 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Reads and waits
+//!
+//! [`Reader::try_next`] and [`Reader::read_batch`] never wait; the [`Iterator`] drains
+//! what is available now, then returns `None` (it can be resumed later).
+//! [`Reader::next_wait`] and [`Reader::read_batch_wait`] wait as a [`Wait`] says: spin,
+//! yield, or block (spin, yield, then park until the writer publishes or goes away, or
+//! the timeout passes; [`Reader::next_blocking`] is the block strategy).
+//! [`Reader::recv`] is the async read: a cancel-safe future woken by the writer, on any
+//! executor. A [`LosslessWriter`] waits for room as a [`Wait`] says
+//! ([`LosslessWriter::add`], [`LosslessWriter::add_slice`]).
 //!
 //! # How it works
 //!
-//! Each slot is a sequence word plus the payload stored as `AtomicU64` words, on whole
-//! cache lines, so every access to shared memory is atomic: a reader copying a slot the
-//! writer is overwriting is a race the memory model allows, not undefined behaviour.
-//! The writer marks the slot "writing event `s`" (odd), fences, stores the words, and
-//! marks it "event `s` complete" (even) with a Release store. A reader loads the word
-//! (Acquire), copies the words, fences, and reloads the word: only if it still says
-//! "event `s` complete" is the copy returned. A word above the expected one means the
-//! writer lapped the reader, and tells it by how much.
+//! Each slot is the payload stored as `AtomicU64` words followed by a sequence word, on
+//! whole cache lines, so every access the seqlock makes to shared memory is atomic: a
+//! reader copying a slot the writer is overwriting is a race the memory model allows,
+//! not undefined behaviour. The writer marks the slot "writing event `s`" (odd), fences,
+//! stores the words, and marks it "event `s` complete" (even) with a Release store. A
+//! reader loads the word (Acquire), copies the words, fences, and reloads the word: only
+//! if it still says "event `s` complete" is the copy returned. A word above the expected
+//! one means the writer lapped the reader, and tells it by how much.
 //!
-//! The writer also publishes its position (one Release store per event). A reader that
-//! has caught up polls that cursor rather than the slot being filled, and reads
-//! everything below the cursor it last saw without touching the cursor again, so each
-//! slot's cache lines travel to a reader once, after the event is complete. The cursor
-//! also serves lag reports and [`backpressure_ratio`](Reader::backpressure_ratio).
+//! The writer also publishes its position (one Release store per event or batch). A
+//! reader that has caught up polls that cursor rather than the slot being filled, and
+//! reads everything below the cursor it last saw without touching the cursor again, so
+//! each slot's cache lines travel to a reader once, after the event is complete. The
+//! cursor also serves lag reports and [`backpressure_ratio`](Reader::backpressure_ratio).
 //!
 //! Readers keep their positions to themselves unless they hold the writer back: those
-//! publish it after each read in their own cache-padded entry, and the writer rescans the
-//! entries only when its cached minimum would stop it (or a reader started holding).
-//! Waking parked readers costs the writer one read-modify-write of the parked count per
-//! event (no `SeqCst` fence); it takes a lock only when some reader parked since its last
-//! wake-up.
+//! publish it after each read (or batch) in their own cache-padded entry (Release), and
+//! the writer rescans the entries (Acquire) only when its cached minimum would stop it
+//! or a reader started holding. A holding reader reads in place only once a
+//! [`LosslessWriter`] has *acknowledged* its hold: the writer stores the registry version
+//! it scanned at (Release) after the scan; every later publication respects the scanned
+//! entries, and every earlier one is complete below the cursor the reader loads (Acquire)
+//! after seeing the acknowledgement, so the reader checks that it is not already lapped
+//! (at most `CAP` events behind that cursor) and from then on the writer cannot reach
+//! the slots it reads until its entry moves past them.
+//!
+//! Waiting readers use the crate's waiter list (blocked threads and async tasks): the
+//! writer pays a `SeqCst` fence and one load of a "someone waits" flag per publication
+//! while nobody waits, and takes the list's lock only when somebody does.
 
 mod error;
+mod lossless;
+mod recv;
 mod registry;
 mod slots;
-mod wait;
+mod strategy;
 
 use core::fmt;
 use core::marker::PhantomData;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytemuck::Pod;
 
 pub use error::{Lagged, ReadError, TooManyHolders, TryReadError, WouldLap};
+pub use lossless::LosslessWriter;
+pub use recv::{Recv, RecvError};
+pub use strategy::Wait;
 
-use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering, spin_loop, yield_now};
+use crate::notify::{AtomicFlag, WaitList};
+use crate::sync::{Arc, AtomicBool, AtomicU64, Ordering};
 use registry::{MAX_GATING, Padded, Registry};
 use slots::{MAX_SEQ, Read, Slots};
-use wait::Waiters;
-
-/// Polls (with a spin hint) before a blocking read starts yielding its time slice. Few:
-/// on a machine with fewer cores than busy threads, every spin steals time from the
-/// writer or another reader (measured: 128 spins ran 2 readers at a third of the
-/// throughput of 16 spins and 200 yields on 2 cores).
-const SPINS: u32 = if cfg!(loom) { 1 } else { 16 };
-/// Polls with a yield in between before a blocking read parks. A yield with nothing else
-/// to run returns at once, so this is still a poll loop when cores are free.
-const YIELDS: u32 = if cfg!(loom) { 1 } else { 200 };
+use strategy::{Backoff, Step};
 
 /// A reader's [`backpressure_ratio`](Reader::backpressure_ratio) above which it is
 /// [under pressure](Reader::is_under_pressure).
@@ -156,7 +192,9 @@ pub fn channel<T: Pod, const CAP: usize>() -> (Writer<T, CAP>, Reader<T, CAP>) {
         cursor: Padded(AtomicU64::new(0)),
         slots: Slots::new(),
         registry: Registry::new(),
-        waiters: Waiters::new(),
+        acked: Padded(AtomicU64::new(0)),
+        readers_waiting: AtomicFlag::new(),
+        waiting_readers: WaitList::new(),
         closed: AtomicBool::new(false),
     });
     let reader = Reader::at(shared.clone(), 0);
@@ -165,6 +203,7 @@ pub fn channel<T: Pod, const CAP: usize>() -> (Writer<T, CAP>, Reader<T, CAP>) {
         next: 0,
         gate: None,
         seen_version: 0,
+        lossless: false,
         _values: PhantomData,
     };
     (writer, reader)
@@ -176,7 +215,14 @@ struct Shared<T, const CAP: usize> {
     cursor: Padded<AtomicU64>,
     slots: Slots<T, CAP>,
     registry: Registry,
-    waiters: Waiters,
+    /// The registry version a [`LosslessWriter`] last scanned the holders at: it never
+    /// overwrites an unread event of a reader that joined at this version or before.
+    /// Stays 0 while the writer may lap holders ([`Writer::add`]).
+    acked: Padded<AtomicU64>,
+    /// Raised while some reader waits (blocked or async) in `waiting_readers`.
+    readers_waiting: AtomicFlag,
+    /// Readers waiting for the writer to publish (or go away).
+    waiting_readers: WaitList,
     /// Set once the writer is dropped, after its last publication.
     closed: AtomicBool,
 }
@@ -188,6 +234,15 @@ impl<T: Pod, const CAP: usize> Shared<T, CAP> {
         // Acquire: pairs with the writer's Release store; everything up to that event is
         // complete in its slot.
         self.cursor.load(Ordering::Acquire)
+    }
+
+    /// Whether a reader at `next` has something to read or learn: an event at or past
+    /// `next` is published, or the writer is gone. What a waiting reader re-checks.
+    #[inline]
+    fn has_news(&self, next: u64) -> bool {
+        // The writer stores its cursor and the closed flag before it tests the waiting
+        // flag. Acquire (closed): pairs with the Release store in the writer's drop.
+        self.published() > next || self.closed.load(Ordering::Acquire)
     }
 
     /// `lag` events behind, as a fraction of the ring (capped at 1.0).
@@ -216,6 +271,9 @@ pub struct Writer<T: Pod, const CAP: usize> {
     gate: Option<u64>,
     /// The registry version the gate was scanned at.
     seen_version: u64,
+    /// Whether this is the inside of a [`LosslessWriter`], which publishes
+    /// [`Shared::acked`].
+    lossless: bool,
     _values: PhantomData<T>,
 }
 
@@ -249,7 +307,7 @@ impl<T: Pod, const CAP: usize> Writer<T, CAP> {
     /// After 2^62 events (over a century at a billion events a second).
     #[inline]
     pub fn add(&mut self, value: T) -> u64 {
-        self.publish(&value)
+        self.publish(core::slice::from_ref(&value))
     }
 
     /// Publishes `value` unless that would overwrite an event that a reader holding the
@@ -274,38 +332,189 @@ impl<T: Pod, const CAP: usize> Writer<T, CAP> {
     /// ```
     #[inline]
     pub fn try_add(&mut self, value: T) -> Result<u64, WouldLap<T>> {
+        match self.room(1) {
+            Ok(_) => Ok(self.publish(core::slice::from_ref(&value))),
+            Err(slowest) => Err(WouldLap::new(value, slowest)),
+        }
+    }
+
+    /// Publishes `values` as consecutive events with one store of the writer's cursor
+    /// (and one wake-up check) for the whole batch, and returns the number of the first.
+    /// Like [`add`](Self::add), never blocks and overwrites the oldest events, so a batch
+    /// longer than `CAP` laps even a reader that keeps up.
+    ///
+    /// ```
+    /// let (mut writer, mut reader) = slotring::broadcast::channel::<u32, 8>();
+    /// assert_eq!(writer.add_slice(&[10, 11, 12]), 0); // events 0, 1, 2
+    /// assert_eq!(writer.add_slice(&[13]), 3);
+    /// assert_eq!(reader.by_ref().flatten().collect::<Vec<_>>(), [10, 11, 12, 13]);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// After 2^62 events, as [`add`](Self::add).
+    #[inline]
+    pub fn add_slice(&mut self, values: &[T]) -> u64 {
+        self.publish(values)
+    }
+
+    /// Publishes the longest prefix of `values` that overwrites no event a reader holding
+    /// the writer back has not read, with one store of the writer's cursor, and returns
+    /// how many it published (0: the ring is full for the slowest holder). With no
+    /// holding reader it publishes them all, like [`add_slice`](Self::add_slice).
+    ///
+    /// ```
+    /// let (mut writer, mut reader) = slotring::broadcast::channel::<u32, 4>();
+    /// reader.hold_writer()?;
+    /// assert_eq!(writer.try_add_slice(&[0, 1, 2, 3, 4, 5]), 4); // 4 and 5 would lap
+    /// assert_eq!(writer.try_add_slice(&[4, 5]), 0);
+    /// assert_eq!(reader.try_next(), Ok(0));
+    /// assert_eq!(writer.try_add_slice(&[4, 5]), 1); // one slot was freed
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn try_add_slice(&mut self, values: &[T]) -> usize {
+        if values.is_empty() {
+            return 0;
+        }
+        match self.room(values.len() as u64) {
+            // `room` never grants more than it was asked, which is a `usize`.
+            Ok(room) => {
+                let room = room as usize;
+                self.publish(&values[..room]);
+                room
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// How many of the next `wanted` events (at least 1) can be published without
+    /// overwriting an event a holding reader has not read: `Ok(1..=wanted)`, or
+    /// `Err(slowest holder's position)` if not even one.
+    ///
+    /// Rescans the holders' entries when a reader joined since the last scan (the
+    /// registry version moved) or when the cached minimum leaves less room than wanted.
+    #[inline]
+    fn room(&mut self, wanted: u64) -> Result<u64, u64> {
         let version = self.shared.registry.version();
-        if version != self.seen_version || self.blocked_by(self.gate) {
-            self.seen_version = version;
+        if version != self.seen_version || self.room_for(self.gate) < wanted {
             self.gate = self.shared.registry.min_position();
-            // Nested rather than a let chain: those need Rust 1.88, the MSRV is 1.85.
-            if let Some(slowest) = self.gate {
-                if self.blocked_by(Some(slowest)) {
-                    return Err(WouldLap::new(value, slowest));
+            if self.lossless && version != self.seen_version {
+                // Release: pairs with the Acquire load in `Reader::in_place_allowed`.
+                // Every publication before this store is complete (its cursor store is
+                // earlier in program order), and every later one respects the gate
+                // just scanned, which includes every reader that joined at `version`
+                // or before (`version`'s Acquire load made their claims visible).
+                self.shared.acked.store(version, Ordering::Release);
+            }
+            self.seen_version = version;
+        }
+        match (self.room_for(self.gate), self.gate) {
+            (0, Some(slowest)) => Err(slowest),
+            (room, _) => Ok(room.min(wanted)),
+        }
+    }
+
+    /// How many events can be published before the next one would overwrite an event a
+    /// reader at `gate` has not read (`u64::MAX` without a gate).
+    #[inline]
+    fn room_for(&self, gate: Option<u64>) -> u64 {
+        gate.map_or(u64::MAX, |gate| {
+            gate.saturating_add(CAP as u64).saturating_sub(self.next)
+        })
+    }
+
+    /// Writes `values` as the next events, then publishes them with one cursor store.
+    /// Returns the first one's number.
+    #[inline]
+    fn publish(&mut self, values: &[T]) -> u64 {
+        let first = self.next;
+        if values.is_empty() {
+            return first;
+        }
+        self.check_room_in_sequence(values.len());
+        self.shared.slots.write_all(first, values);
+        self.published_up_to(first + values.len() as u64);
+        first
+    }
+
+    /// Panics if `count` more events would exhaust the sequence numbers.
+    #[inline]
+    fn check_room_in_sequence(&self, count: usize) {
+        // `next <= MAX_SEQ + 1` always (this check keeps it so).
+        assert!(
+            count as u64 <= MAX_SEQ + 1 - self.next,
+            "broadcast ring sequence numbers exhausted"
+        );
+    }
+
+    /// Publishes every event below `end` (already written in its slot) with one cursor
+    /// store, and wakes waiting readers.
+    #[inline]
+    fn published_up_to(&mut self, end: u64) {
+        self.next = end;
+        let shared = &*self.shared;
+        // Release: pairs with the Acquire in `Shared::published`: a reader that sees the
+        // cursor past an event sees it complete in its slot (holding readers read it in
+        // place on that basis; the others re-check the slot's own word).
+        shared.cursor.store(end, Ordering::Release);
+        // The fence protocol of `notify`: a fence and one flag load when nobody waits,
+        // after the cursor store that a waiting reader re-checks.
+        shared
+            .readers_waiting
+            .notify_after_fence(&shared.waiting_readers);
+    }
+
+    /// Publishes up to `max` events made by `make(event number)` straight into their
+    /// slots, as many as fit without overwriting an event a holding reader has not read
+    /// (as [`try_add_slice`](Self::try_add_slice), with one cursor store), and returns
+    /// how many. Saves copying the events out of a slice first.
+    ///
+    /// If `make` panics, the events it made before are published.
+    ///
+    /// ```
+    /// let (mut writer, mut reader) = slotring::broadcast::channel::<[u64; 2], 4>();
+    /// reader.hold_writer()?;
+    /// assert_eq!(writer.try_add_with(10, |seq| [seq, seq * seq]), 4); // the ring's room
+    /// assert_eq!(reader.try_next(), Ok([0, 0]));
+    /// assert_eq!(writer.try_add_with(10, |seq| [seq, seq * seq]), 1);
+    /// assert_eq!(reader.by_ref().flatten().last(), Some([4, 16]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn try_add_with(&mut self, max: usize, mut make: impl FnMut(u64) -> T) -> usize {
+        if max == 0 {
+            return 0;
+        }
+        let Ok(room) = self.room(max as u64) else {
+            return 0;
+        };
+        // `room` never grants more than it was asked, which is a `usize`.
+        let count = room as usize;
+        self.check_room_in_sequence(count);
+        /// Publishes what was written when dropped, also if `make` panics.
+        struct Written<'a, T: Pod, const CAP: usize> {
+            writer: &'a mut Writer<T, CAP>,
+            end: u64,
+        }
+        impl<T: Pod, const CAP: usize> Drop for Written<'_, T, CAP> {
+            fn drop(&mut self) {
+                if self.end > self.writer.next {
+                    self.writer.published_up_to(self.end);
                 }
             }
         }
-        Ok(self.publish(&value))
-    }
-
-    /// Whether publishing the next event would overwrite one a reader at `gate` has not
-    /// read yet.
-    #[inline]
-    fn blocked_by(&self, gate: Option<u64>) -> bool {
-        gate.is_some_and(|gate| self.next >= gate.saturating_add(CAP as u64))
-    }
-
-    #[inline]
-    fn publish(&mut self, value: &T) -> u64 {
-        let seq = self.next;
-        assert!(seq <= MAX_SEQ, "broadcast ring sequence numbers exhausted");
-        self.shared.slots.write(seq, value);
-        self.next = seq + 1;
-        // Release: pairs with the Acquire in `Shared::published`; readers use it for lag
-        // reports and ratios only, the slot's own word publishes the event.
-        self.shared.cursor.store(self.next, Ordering::Release);
-        self.shared.waiters.notify();
-        seq
+        let first = self.next;
+        let mut written = Written {
+            end: first,
+            writer: self,
+        };
+        let slots = &written.writer.shared.slots;
+        for seq in first..first + count as u64 {
+            slots.write(seq, &make(seq));
+            written.end = seq + 1;
+        }
+        count
     }
 
     /// A new reader that starts at the next event published (it sees nothing older).
@@ -418,7 +627,7 @@ impl<T: Pod, const CAP: usize> Drop for Writer<T, CAP> {
         // Release: pairs with the Acquire load in `Reader::closed`; every publication
         // happens-before a reader's "closed" verdict, so it re-checks its slot after it.
         self.shared.closed.store(true, Ordering::Release);
-        self.shared.waiters.notify_all();
+        self.shared.waiting_readers.wake_all();
     }
 }
 
@@ -459,6 +668,11 @@ pub struct Reader<T: Pod, const CAP: usize> {
     published: u64,
     /// The registry entry, while this reader holds the writer back.
     entry: Option<usize>,
+    /// The registry version this reader's hold made (meaningful while `entry` is set).
+    joined_at: u64,
+    /// Whether a [`LosslessWriter`] has seen this reader's hold, so it never overwrites
+    /// what this reader has not read: batches are then read in place.
+    in_place: bool,
     _values: PhantomData<T>,
 }
 
@@ -469,6 +683,8 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
             next,
             published: next,
             entry: None,
+            joined_at: 0,
+            in_place: false,
             _values: PhantomData,
         }
     }
@@ -498,6 +714,48 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
         }
     }
 
+    /// Calls `f` with every event published and not yet read, in order, by reference,
+    /// and returns how many; the reader's position (the one that holds the writer back)
+    /// moves once, after the last call.
+    ///
+    /// A reader that [holds back](Self::hold_writer) a [`LosslessWriter`] reads the
+    /// events in place, in the ring's slots, without copying them: that writer cannot
+    /// overwrite them until `f` has returned for the whole batch (at most `CAP`
+    /// events). Every other reader copies each event out through the seqlock first and
+    /// stops a batch early where the writer lapped it; the next call reports the lap.
+    /// The reference cannot outlive the call, so it never outlives the guarantee.
+    ///
+    /// Returns [`TryReadError::Empty`] when nothing new is published, `Lagged` when the
+    /// writer lapped this reader before the batch's first event, `Closed` when the
+    /// writer is gone and everything was read. If `f` panics, the reader's position
+    /// stays where the batch started: its events are read again.
+    ///
+    /// ```
+    /// use slotring::broadcast::{channel, TryReadError};
+    /// let (writer, mut reader) = channel::<[u64; 8], 64>();
+    /// let mut writer = writer.into_lossless(); // never laps a holding reader
+    /// reader.hold_writer()?;
+    /// assert_eq!(writer.try_add_slice(&[[1; 8], [2; 8], [3; 8]]), 3);
+    /// let mut sum = 0;
+    /// assert_eq!(reader.read_batch(|event| sum += event[0]), Ok(3)); // by reference
+    /// assert_eq!(sum, 6);
+    /// assert_eq!(reader.read_batch(|_| unreachable!()), Err(TryReadError::Empty));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_batch(&mut self, mut f: impl FnMut(&T)) -> Result<usize, TryReadError> {
+        match self.batch(&mut f) {
+            Some(Ok(count)) => Ok(count),
+            Some(Err(Lagged { missed })) => Err(TryReadError::Lagged { missed }),
+            None if self.closed() => match self.batch(&mut f) {
+                // The writer published these just before it went away.
+                Some(Ok(count)) => Ok(count),
+                Some(Err(Lagged { missed })) => Err(TryReadError::Lagged { missed }),
+                None => Err(TryReadError::Closed),
+            },
+            None => Err(TryReadError::Empty),
+        }
+    }
+
     /// The next event, waiting up to `timeout` for it: spins briefly, then yields, then
     /// parks until the writer publishes or goes away. `Duration::MAX` waits forever.
     ///
@@ -513,36 +771,84 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
     /// t.join().unwrap();
     /// ```
     pub fn next_blocking(&mut self, timeout: Duration) -> Result<T, ReadError> {
-        let mut deadline = None;
-        let mut polls = 0u32;
+        self.next_wait(Wait::Block, timeout)
+    }
+
+    /// The next event, waiting up to `timeout` for it as `wait` says
+    /// ([`Wait::Block`] is [`next_blocking`](Self::next_blocking)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use slotring::broadcast::{channel, ReadError, Wait};
+    /// let (mut writer, mut reader) = channel::<u64, 8>();
+    /// assert_eq!(reader.next_wait(Wait::Yield, Duration::from_millis(1)), Err(ReadError::Timeout));
+    /// writer.add(5);
+    /// assert_eq!(reader.next_wait(Wait::Spin, Duration::MAX), Ok(5));
+    /// ```
+    pub fn next_wait(&mut self, wait: Wait, timeout: Duration) -> Result<T, ReadError> {
+        let mut backoff = Backoff::new(wait, timeout);
         loop {
             match self.try_next() {
                 Ok(value) => return Ok(value),
                 Err(TryReadError::Lagged { missed }) => return Err(ReadError::Lagged { missed }),
                 Err(TryReadError::Closed) => return Err(ReadError::Closed),
-                Err(TryReadError::Empty) => {}
+                Err(TryReadError::Empty) => self.back_off(&mut backoff)?,
             }
-            if polls < SPINS {
-                polls += 1;
-                spin_loop();
-                continue;
+        }
+    }
+
+    /// [`read_batch`](Self::read_batch), waiting up to `timeout` as `wait` says while
+    /// nothing new is published.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use slotring::broadcast::{channel, ReadError, Wait};
+    /// let (writer, mut reader) = channel::<u32, 16>();
+    /// let mut writer = writer.into_lossless();
+    /// reader.hold_writer()?;
+    /// let t = std::thread::spawn(move || {
+    ///     writer.add_slice(&[1, 2, 3], Wait::Block, Duration::MAX);
+    /// }); // the writer drops at the end of the thread
+    /// let mut got = Vec::new();
+    /// while let Ok(_) = reader.read_batch_wait(Wait::Block, Duration::MAX, |e| got.push(*e)) {}
+    /// assert_eq!(got, [1, 2, 3]);
+    /// assert_eq!(reader.read_batch_wait(Wait::Block, Duration::MAX, |_| {}), Err(ReadError::Closed));
+    /// t.join().unwrap();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_batch_wait(
+        &mut self,
+        wait: Wait,
+        timeout: Duration,
+        mut f: impl FnMut(&T),
+    ) -> Result<usize, ReadError> {
+        let mut backoff = Backoff::new(wait, timeout);
+        loop {
+            match self.read_batch(&mut f) {
+                Ok(count) => return Ok(count),
+                Err(TryReadError::Lagged { missed }) => return Err(ReadError::Lagged { missed }),
+                Err(TryReadError::Closed) => return Err(ReadError::Closed),
+                Err(TryReadError::Empty) => self.back_off(&mut backoff)?,
             }
-            // Only now read the clock: the fast path never does.
-            let end = *deadline.get_or_insert_with(|| Instant::now().checked_add(timeout));
-            if end.is_some_and(|end| Instant::now() >= end) {
-                return Err(ReadError::Timeout);
+        }
+    }
+
+    /// One step of a reader's wait: spin, yield or park, or `Timeout`.
+    fn back_off(&self, backoff: &mut Backoff) -> Result<(), ReadError> {
+        match backoff.step() {
+            Step::Again => Ok(()),
+            Step::TimedOut => Err(ReadError::Timeout),
+            Step::Park(deadline) => {
+                let (shared, next) = (&*self.shared, self.next);
+                // Returns once the writer published past `next`, went away, or the
+                // deadline passed (the caller's next step reports the timeout).
+                let _ = shared
+                    .waiting_readers
+                    .wait(&shared.readers_waiting, deadline, || {
+                        shared.has_news(next).then_some(())
+                    });
+                Ok(())
             }
-            if polls < SPINS + YIELDS {
-                polls += 1;
-                yield_now();
-                continue;
-            }
-            let (shared, next) = (&self.shared, self.next);
-            shared.waiters.park(end, || {
-                // The writer stores its cursor and the closed flag before `notify`.
-                // Acquire: pairs with the Release store in the writer's drop.
-                shared.published() > next || shared.closed.load(Ordering::Acquire)
-            });
         }
     }
 
@@ -583,6 +889,81 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
                 Some(Err(Lagged { missed }))
             }
         }
+    }
+
+    /// One batch attempt: `None` if nothing new is published.
+    #[inline]
+    fn batch(&mut self, f: &mut impl FnMut(&T)) -> Option<Result<usize, Lagged>> {
+        // First: a cursor this reader goes on to use must be loaded after the ack.
+        let in_place = self.in_place_allowed();
+        if self.next >= self.published {
+            self.published = self.shared.published();
+            if self.next >= self.published {
+                return None;
+            }
+        }
+        let (start, end) = (self.next, self.published);
+        if in_place && end - start <= CAP as u64 {
+            for seq in start..end {
+                // SAFETY: `with_in_place`'s contract. (1) Event `seq < end` is complete
+                // and visible: `end` is a cursor value loaded with Acquire, which the
+                // writer stored with Release after writing every event below it. (2) No
+                // store to its slot happens before this call returns: the slot is next
+                // written for event `seq + CAP >= start + CAP`. Every publication before
+                // the writer's ack of this reader's hold is below `end` (the cursor was
+                // loaded after the ack, `in_place_allowed`), hence below `start + CAP`
+                // (checked above); every publication after the ack stays below
+                // `gate + CAP`, where `gate` is a position this reader's entry showed,
+                // so `gate <= start` (positions only grow while holding). The entry
+                // moves past `start` only in `advance_to` below, after the last call.
+                unsafe { self.shared.slots.with_in_place(seq, &mut *f) };
+            }
+            self.advance_to(end);
+            // At most CAP events (checked above), so the count fits `usize`.
+            return Some(Ok((end - start) as usize));
+        }
+        // Copy through the seqlock, event by event, until the cursor or a lap.
+        let mut seq = start;
+        while seq < end {
+            match self.shared.slots.read(seq) {
+                Read::Event(value) => {
+                    f(&value);
+                    seq += 1;
+                }
+                Read::NotYet | Read::Lapped { .. } => break,
+            }
+        }
+        if seq > start {
+            self.advance_to(seq);
+            // `usize` count: the caller's closure ran this many times.
+            return Some(Ok((seq - start) as usize));
+        }
+        // Lapped before the first event: the single-event path reports it.
+        self.read().map(|read| {
+            read.map(|value| {
+                f(&value);
+                1
+            })
+        })
+    }
+
+    /// Whether batches are read in place: this reader holds the writer back and a
+    /// [`LosslessWriter`] has acknowledged it. Once true, stays true until
+    /// [`release_writer`](Self::release_writer).
+    #[inline]
+    fn in_place_allowed(&mut self) -> bool {
+        if self.in_place || self.entry.is_none() {
+            return self.in_place;
+        }
+        // Acquire: pairs with the Release store of the ack in `Writer::room`: every
+        // publication the writer made before it happens-before the cursor load below.
+        if self.shared.acked.load(Ordering::Acquire) >= self.joined_at {
+            self.in_place = true;
+            // Forget the cursor loaded before the ack: the in-place path trusts only a
+            // cursor loaded after it (the lap check in `batch` relies on that).
+            self.published = self.next;
+        }
+        self.in_place
     }
 
     #[inline]
@@ -720,12 +1101,13 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
     /// ```
     pub fn hold_writer(&mut self) -> Result<(), TooManyHolders> {
         if self.entry.is_none() {
-            self.entry = Some(
-                self.shared
-                    .registry
-                    .join(self.next)
-                    .ok_or(TooManyHolders { max: MAX_GATING })?,
-            );
+            let (entry, version) = self
+                .shared
+                .registry
+                .join(self.next)
+                .ok_or(TooManyHolders { max: MAX_GATING })?;
+            self.entry = Some(entry);
+            self.joined_at = version;
         }
         Ok(())
     }
@@ -742,6 +1124,7 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn release_writer(&mut self) {
+        self.in_place = false;
         if let Some(entry) = self.entry.take() {
             self.shared.registry.leave(entry);
         }

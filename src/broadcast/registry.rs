@@ -51,8 +51,9 @@ impl Registry {
         }
     }
 
-    /// Claims a free entry showing `position`, or `None` if all are taken.
-    pub(super) fn join(&self, position: u64) -> Option<usize> {
+    /// Claims a free entry showing `position`: its index and the registry version this
+    /// claim made (see [`version`](Self::version)), or `None` if all are taken.
+    pub(super) fn join(&self, position: u64) -> Option<(usize, u64)> {
         let index = self.entries.iter().position(|entry| {
             // Relaxed: the claim publishes nothing by itself; the Release increment of
             // `version` below does (program order puts this CAS before it).
@@ -65,8 +66,8 @@ impl Registry {
         self.used.fetch_max(index + 1, Ordering::Release);
         // Release: pairs with the writer's Acquire load in `version`: a writer that sees
         // the new version rescans and finds this entry.
-        self.version.fetch_add(1, Ordering::Release);
-        Some(index)
+        let version = self.version.fetch_add(1, Ordering::Release) + 1;
+        Some((index, version))
     }
 
     /// Publishes that the reader of entry `index` will read `position` next.
@@ -113,8 +114,9 @@ mod tests {
     fn join_update_leave() {
         let reg = Registry::new();
         assert_eq!(reg.min_position(), None);
-        let a = reg.join(5).unwrap();
-        let b = reg.join(3).unwrap();
+        let (a, first) = reg.join(5).unwrap();
+        let (b, second) = reg.join(3).unwrap();
+        assert_eq!((first, second), (1, 2));
         assert_ne!(a, b);
         assert_eq!(reg.version(), 2);
         assert_eq!(reg.min_position(), Some(3));
@@ -130,10 +132,10 @@ mod tests {
     fn full_table_refuses() {
         let reg = Registry::new();
         let taken: Vec<_> = (0..MAX_GATING)
-            .map(|i| reg.join(i as u64).unwrap())
+            .map(|i| reg.join(i as u64).unwrap().0)
             .collect();
         assert_eq!(reg.join(0), None);
         reg.leave(taken[7]);
-        assert_eq!(reg.join(1), Some(taken[7]));
+        assert_eq!(reg.join(1), Some((taken[7], MAX_GATING as u64 + 1)));
     }
 }

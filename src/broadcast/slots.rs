@@ -1,10 +1,14 @@
 //! The ring of sequenced slots and the seqlock protocol over it: the only code that
 //! touches a slot's sequence word or payload words.
 //!
-//! A slot is one sequence word followed by the payload as `AtomicU64` words, laid out on
-//! whole cache lines. Every access to shared data is atomic, so a reader copying a slot
-//! while the writer overwrites it is not a data race; the sequence word tells the reader
-//! afterwards whether the copy can be trusted (H.-J. Boehm, "Can seqlocks get along with
+//! A slot is the payload as `AtomicU64` words on whole cache lines, starting on a line
+//! boundary, so it is aligned for any `T` aligned to 64 bytes or less and can be read in
+//! place as a `&T` when the writer provably stays away from the slot (see
+//! [`Slots::with_in_place`]); a 64-byte event takes exactly one line. Each slot's
+//! sequence word lives in a separate array, eight to a line, so it adds no line to the
+//! slot. Every access the seqlock makes to shared data is atomic, so a reader copying a
+//! slot while the writer overwrites it is not a data race; the sequence word tells the
+//! reader afterwards whether the copy can be trusted (H.-J. Boehm, "Can seqlocks get along with
 //! programming language memory models?", MSPC 2012, figure 6).
 //!
 //! Sequence word of a slot, for event number `s` (events count from 0):
@@ -58,15 +62,29 @@ pub(super) enum Read<T> {
 
 /// `CAP` slots of `T`, heap-allocated and zeroed (all slots "never written").
 pub(super) struct Slots<T, const CAP: usize> {
+    /// The payloads, `LINES` lines a slot.
     lines: Box<[Line]>,
+    /// The sequence words, slot `i`'s at word `i % 8` of line `i / 8`.
+    seqs: Box<[Line]>,
     _values: PhantomData<fn() -> T>,
 }
 
 impl<T: Pod, const CAP: usize> Slots<T, CAP> {
     /// Payload words per slot (the last one zero-padded).
     const WORDS: usize = size_of::<T>().div_ceil(8);
-    /// Cache lines per slot: the sequence word plus the payload words, rounded up.
-    pub(super) const LINES: usize = (1 + Self::WORDS).div_ceil(LINE_WORDS);
+    /// Cache lines per slot: the payload words, rounded up (at least one line, so that
+    /// even an empty `T` has a slot).
+    pub(super) const LINES: usize = if Self::WORDS == 0 {
+        1
+    } else {
+        Self::WORDS.div_ceil(LINE_WORDS)
+    };
+    /// Whether a slot's payload is aligned for `T` (slots start on 64-byte boundaries).
+    #[cfg_attr(
+        loom,
+        allow(dead_code, reason = "loom copies: its atomics are not memory")
+    )]
+    const ALIGNED: bool = align_of::<T>() <= 64;
     /// Index mask: `CAP` is a power of two.
     const MASK: u64 = CAP as u64 - 1;
 
@@ -76,40 +94,63 @@ impl<T: Pod, const CAP: usize> Slots<T, CAP> {
     /// ring never passes through the stack.
     pub(super) fn new() -> Self {
         let lines = (0..CAP * Self::LINES).map(|_| Line::new()).collect();
+        let seqs = (0..CAP.div_ceil(LINE_WORDS)).map(|_| Line::new()).collect();
         Self {
             lines,
+            seqs,
             _values: PhantomData,
         }
     }
 
     /// The lines of the slot that holds event `seq`.
-    #[inline]
+    #[inline(always)]
     fn slot(&self, seq: u64) -> &[Line] {
         // The mask keeps the index below CAP, which fits `usize` (it sized the storage).
         let start = (seq & Self::MASK) as usize * Self::LINES;
-        &self.lines[start..start + Self::LINES]
+        debug_assert!(start + Self::LINES <= self.lines.len());
+        // SAFETY: `new` made `CAP * LINES` lines and the index is below CAP, so
+        // `start + LINES <= CAP * LINES`: the range is in bounds. (Unchecked: this runs
+        // once per event on the writer's and readers' hot paths.)
+        unsafe { self.lines.get_unchecked(start..start + Self::LINES) }
     }
 
-    /// The slot's sequence word.
-    #[inline]
-    fn seq_word(slot: &[Line]) -> &AtomicU64 {
-        &slot[0].0[0]
+    /// The sequence word of the slot that holds event `seq`.
+    #[inline(always)]
+    fn seq_word(&self, seq: u64) -> &AtomicU64 {
+        // The mask keeps the index below CAP, which fits `usize`.
+        let index = (seq & Self::MASK) as usize;
+        debug_assert!(index / LINE_WORDS < self.seqs.len());
+        // SAFETY: `new` made `CAP.div_ceil(8)` lines of sequence words and `index < CAP`,
+        // so `index / 8` is in bounds.
+        let line = unsafe { self.seqs.get_unchecked(index / LINE_WORDS) };
+        &line.0[index % LINE_WORDS]
     }
 
-    /// Payload word `i` (`i < WORDS`) of the slot; word 0 of the slot is its sequence.
+    /// Payload word `i` (`i < WORDS`) of the slot.
     #[inline(always)]
     fn payload(slot: &[Line], i: usize) -> &AtomicU64 {
-        let i = i + 1;
         &slot[i / LINE_WORDS].0[i % LINE_WORDS]
+    }
+
+    /// Copies `values` in as events `first..` and publishes each in its slot (the
+    /// writer's cursor is the caller's business).
+    ///
+    /// Only the single writer calls this, with `first` past every event written before
+    /// and the last event `<= MAX_SEQ`.
+    #[inline]
+    pub(super) fn write_all(&self, first: u64, values: &[T]) {
+        for (seq, value) in (first..).zip(values) {
+            self.write(seq, value);
+        }
     }
 
     /// Copies `value` in as event `seq` and publishes it.
     ///
     /// Only the single writer calls this, with strictly increasing `seq <= MAX_SEQ`.
-    #[inline]
+    #[inline(always)]
     pub(super) fn write(&self, seq: u64, value: &T) {
         let slot = self.slot(seq);
-        let word = Self::seq_word(slot);
+        let word = self.seq_word(seq);
         // Relaxed: the odd marker is ordered before the payload stores by the fence below,
         // which is what a reader relies on (its Acquire fence pairs with this one).
         word.store(2 * seq + 1, Ordering::Relaxed);
@@ -140,7 +181,7 @@ impl<T: Pod, const CAP: usize> Slots<T, CAP> {
     #[inline]
     pub(super) fn read(&self, seq: u64) -> Read<T> {
         let slot = self.slot(seq);
-        let word = Self::seq_word(slot);
+        let word = self.seq_word(seq);
         let want = 2 * seq + 2;
         // Acquire: pairs with the writer's Release store of `want`, so the payload loads
         // below see at least event `seq`'s words.
@@ -182,6 +223,79 @@ impl<T: Pod, const CAP: usize> Slots<T, CAP> {
             }
         }
     }
+
+    /// Calls `f` with event `seq` read in place, by reference, without the seqlock's
+    /// copy and re-check.
+    ///
+    /// # Safety
+    ///
+    /// Event `seq` is complete and visible to this thread (its publication
+    /// happens-before this call: the caller loaded the writer's cursor past `seq` with
+    /// Acquire), and no store to the slot happens until this call returns (the writer
+    /// is held back from the slot; the store that releases it comes after this call).
+    #[inline]
+    pub(super) unsafe fn with_in_place<R>(&self, seq: u64, f: impl FnOnce(&T) -> R) -> R {
+        #[cfg(not(loom))]
+        {
+            if Self::ALIGNED {
+                // The mask keeps the index below CAP; the pointer comes from the whole
+                // boxed slice, so it may cover every line of the slot.
+                let start = (seq & Self::MASK) as usize * Self::LINES;
+                // SAFETY: `start` is in bounds of `lines` (the index is below CAP and
+                // the storage holds CAP * LINES lines).
+                let line = unsafe { self.lines.as_ptr().add(start) };
+                // SAFETY: the slot's payload words start at its first line, which is
+                // 64-byte aligned (so aligned for `T`, `ALIGNED`) and holds
+                // `size_of::<T>()` bytes the writer stored from a `T` (the slot's `LINES`
+                // lines hold its `WORDS` payload words, contiguous). `T: Pod`: any bytes
+                // are a valid `T`. Reading through this shared reference is not a data
+                // race: the writer's stores of these words happen-before this call, and
+                // no store happens while `f` runs (the caller's contract). The words are
+                // atomics (inside `UnsafeCell`), written only through atomic stores that
+                // the contract orders before or after `f`.
+                let value = unsafe { &*line.cast::<T>() };
+                return f(value);
+            }
+        }
+        // Loom (its atomics are not plain memory), or a `T` aligned to more than a cache
+        // line: copy the words out without synchronization, which the contract allows.
+        // Under loom, `unsync_load` checks the contract: it fails the model if a store
+        // to the word is not ordered before it.
+        let slot = self.slot(seq);
+        // Loom switches threads only at atomic operations and `unsync_load` is none:
+        // this Relaxed load (its value unused, it orders nothing) lets the writer run
+        // between the caller's last atomic operation and the reads below.
+        #[cfg(loom)]
+        let _ = self.seq_word(seq).load(Ordering::Relaxed);
+        let mut out = T::zeroed();
+        let mut chunks = bytemuck::bytes_of_mut(&mut out).chunks_exact_mut(8);
+        for (i, chunk) in (&mut chunks).enumerate() {
+            chunk.copy_from_slice(&Self::unsync_load(Self::payload(slot, i)).to_ne_bytes());
+        }
+        let tail = chunks.into_remainder();
+        if !tail.is_empty() {
+            let bytes = Self::unsync_load(Self::payload(slot, Self::WORDS - 1)).to_ne_bytes();
+            tail.copy_from_slice(&bytes[..tail.len()]);
+        }
+        f(&out)
+    }
+
+    /// A load of a word that no store races, as the contract of `with_in_place` says.
+    #[inline(always)]
+    fn unsync_load(word: &AtomicU64) -> u64 {
+        #[cfg(loom)]
+        {
+            // SAFETY: `with_in_place`'s contract: no store to this word races this load
+            // (loom checks it).
+            unsafe { word.unsync_load() }
+        }
+        #[cfg(not(loom))]
+        {
+            // Relaxed: the contract already orders every store to the word before this
+            // load; no ordering is needed from the load itself.
+            word.load(Ordering::Relaxed)
+        }
+    }
 }
 
 /// The event number a non-zero sequence word belongs to (odd: being written, even: done).
@@ -199,7 +313,8 @@ mod tests {
         assert_eq!(size_of::<Line>(), 64);
         assert_eq!(Slots::<u64, 4>::LINES, 1);
         assert_eq!(Slots::<[u64; 7], 4>::LINES, 1);
-        assert_eq!(Slots::<[u64; 8], 4>::LINES, 2);
+        assert_eq!(Slots::<[u64; 8], 4>::LINES, 1);
+        assert_eq!(Slots::<[u64; 9], 4>::LINES, 2);
         assert_eq!(Slots::<[u8; 264], 4>::LINES, 5);
         assert_eq!(Slots::<(), 4>::LINES, 1);
     }
