@@ -233,7 +233,12 @@ impl EventAllocator {
     }
 
     #[inline]
-    fn store(&self, pool: PoolId, payload: &[u8], event_type: u32) -> Option<RingPtr<Event>> {
+    pub(crate) fn store(
+        &self,
+        pool: PoolId,
+        payload: &[u8],
+        event_type: u32,
+    ) -> Option<RingPtr<Event>> {
         let slot = self.pool(pool).store_bytes(payload, event_type)?;
         // SAFETY: `store_bytes` activated the slot with one strong reference for the new
         // handle and wrote `payload.len()` bytes, its recorded length.
@@ -241,7 +246,7 @@ impl EventAllocator {
     }
 
     #[inline]
-    fn pool(&self, pool: PoolId) -> &Pool {
+    pub(crate) fn pool(&self, pool: PoolId) -> &Pool {
         &self.pools[pool.index()]
     }
 

@@ -77,6 +77,8 @@
 //! * [`ptr`]: [`RingPtr`], [`WeakRingPtr`], tokens.
 //! * [`event`]: size classes and the by-value [`PooledEvent`].
 //! * [`stats`]: [`PoolStats`], [`AllocatorStats`].
+//! * [`waiting`]: waiting for a slot of a full class, blocking with a timeout or as a
+//!   `Future` ([`EventAllocator::allocate_timeout`], [`EventAllocator::allocate_async`]).
 //! * [`error`]: the error types.
 //! * [`synced`]: [`SyncedMemory`](synced::SyncedMemory), per-thread segments written and
 //!   read in barrier-separated cycles (parallel simulations).
@@ -181,6 +183,7 @@ pub mod stats;
 pub(crate) mod sync;
 pub mod synced;
 mod token;
+pub mod waiting;
 
 pub use allocator::{DEFAULT_CAPACITIES, EventAllocator, EventAllocatorBuilder};
 pub use error::{AllocError, CapacityError, PoolFull, TokenError};
@@ -188,6 +191,7 @@ pub use event::{Event, EventSize, PoolId, PooledEvent};
 pub use ptr::{RingPtr, SlotContent, WeakRingPtr};
 pub use ring::RingBuffer;
 pub use stats::{AllocatorStats, HeapStats, PoolStats};
+pub use waiting::AllocateAsync;
 
 /// The README's examples, run as doctests.
 #[cfg(doctest)]
