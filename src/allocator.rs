@@ -245,6 +245,11 @@ impl EventAllocator {
         Some(unsafe { RingPtr::from_slot(slot) })
     }
 
+    /// Whether a full class spills to larger ones (the builder's setting).
+    pub(crate) fn spill_enabled(&self) -> bool {
+        self.spill
+    }
+
     #[inline]
     pub(crate) fn pool(&self, pool: PoolId) -> &Pool {
         &self.pools[pool.index()]

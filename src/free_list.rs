@@ -299,14 +299,23 @@ mod tests {
         let links = links(2);
         let list = FreeList::new();
         let mut warned = 0;
-        assert_eq!(list.push_chain_watched(0, &links[0], || warned += 1), Ok(false));
+        assert_eq!(
+            list.push_chain_watched(0, &links[0], || warned += 1),
+            Ok(false)
+        );
         list.raise_waiting();
-        assert_eq!(list.push_chain_watched(1, &links[1], || warned += 1), Ok(true));
+        assert_eq!(
+            list.push_chain_watched(1, &links[1], || warned += 1),
+            Ok(true)
+        );
         assert_eq!(warned, 1, "told once, before the push");
         assert_eq!(list.pop(|i| &links[i as usize]), Some(1));
         assert_ne!(list.head.load(Ordering::Relaxed) & WAITING, 0);
         list.lower_waiting();
-        assert_eq!(list.push_chain_watched(1, &links[1], || warned += 1), Ok(false));
+        assert_eq!(
+            list.push_chain_watched(1, &links[1], || warned += 1),
+            Ok(false)
+        );
         assert_eq!(warned, 1);
         let got: Vec<_> = std::iter::from_fn(|| list.pop(|i| &links[i as usize])).collect();
         assert_eq!(got, vec![1, 0], "the bit never leaks into the top");

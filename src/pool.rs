@@ -358,6 +358,20 @@ impl Pool {
         self.headers.get(index)
     }
 
+    /// Claims a free slot to be written in place (`EventBuilder`): the caller owns it
+    /// exclusively, as `store_bytes` does between its claim and `activate`, until it
+    /// activates it or gives it back with [`Pool::release_slot`].
+    #[inline]
+    pub(crate) fn claim_for_write(&self) -> Option<NonNull<SlotHeader>> {
+        self.claim().map(NonNull::from)
+    }
+
+    /// The payload bytes of one slot.
+    #[inline]
+    pub(crate) fn slot_size(&self) -> usize {
+        self.slot_size
+    }
+
     /// Claims a slot and stores `payload` as a byte event. `None` if the pool is full or
     /// the payload does not fit a slot (or its length does not fit a `u32`).
     #[inline]
@@ -491,8 +505,9 @@ impl Pool {
     /// # Safety
     ///
     /// `pool` must be the slot's pool, `index` the slot's index, and the caller must
-    /// have just seen [`SlotHeader::release_strong`] return `true` for it (so the slot is
-    /// free and, being not yet returned, keeps the pool alive until this call ends).
+    /// have just seen [`SlotHeader::release_strong`] return `true` for it, or claimed it
+    /// with [`Pool::claim_for_write`] and not activated it (so the slot is free and,
+    /// being not yet returned, keeps the pool alive until this call ends).
     /// The pool may be freed by the time this returns.
     pub(crate) unsafe fn release_slot(pool: NonNull<Pool>, index: u32) {
         #[cfg(not(loom))]
