@@ -60,6 +60,15 @@ pub(crate) struct FreeList {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Closed;
 
+/// Why [`FreeList::push_chain_unless_waiting`] did not push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The list is closed (as [`Closed`]).
+    Closed,
+    /// Someone waits for a slot.
+    Waiting,
+}
+
 impl FreeList {
     /// An empty, open list.
     pub(crate) fn new() -> Self {
@@ -83,39 +92,51 @@ impl FreeList {
     ///
     /// Only atomics are borrowed here: after the successful CAS the pool may be freed by
     /// another thread at any moment, and nothing of it is touched again.
+    ///
+    /// Returns whether the waiting bit was set in the value the push replaced (someone
+    /// waits for a slot: the caller should wake them).
     #[inline]
-    #[allow(
-        dead_code,
-        reason = "for pools without waiters (shared memory) and tests"
-    )]
-    pub(crate) fn push_chain(&self, first: u32, last_link: &AtomicU32) -> Result<(), Closed> {
-        self.push_chain_watched(first, last_link, || {}).map(drop)
+    pub(crate) fn push_chain(&self, first: u32, last_link: &AtomicU32) -> Result<bool, Closed> {
+        match self.push::<false>(first, last_link) {
+            Ok(waiting) => Ok(waiting),
+            Err(_) => Err(Closed),
+        }
     }
 
-    /// [`push_chain`](Self::push_chain) that also tells whether someone waits for a slot:
-    /// `Ok(true)` if the waiting bit was set in the value the push replaced. Before the
-    /// first CAS attempt that would replace a value with the bit set, it calls
-    /// `on_waiting` (once), while the chain is still the caller's: the caller can take
-    /// what it needs to wake the waiters after the push (a keepalive unit of the pool).
+    /// [`push_chain`](Self::push_chain), except that it does not push at all when the
+    /// waiting bit is set (`Err(Refused::Waiting)`): the caller then prepares to wake
+    /// the waiters (it takes a keepalive unit of the pool, which the push may let go
+    /// otherwise) and pushes with `push_chain`. So the release path's fast case is the
+    /// plain push, with the test of the bit folded into the test of the closed bit.
     #[inline]
-    pub(crate) fn push_chain_watched(
+    pub(crate) fn push_chain_unless_waiting(
         &self,
         first: u32,
         last_link: &AtomicU32,
-        mut on_waiting: impl FnMut(),
-    ) -> Result<bool, Closed> {
+    ) -> Result<(), Refused> {
+        self.push::<true>(first, last_link).map(drop)
+    }
+
+    #[inline]
+    fn push<const STOP_IF_WAITING: bool>(
+        &self,
+        first: u32,
+        last_link: &AtomicU32,
+    ) -> Result<bool, Refused> {
+        let stop = if STOP_IF_WAITING {
+            CLOSED | WAITING
+        } else {
+            CLOSED
+        };
         // Relaxed: comparison value only; the CAS publishes.
         let mut head = self.head.load(Ordering::Relaxed);
-        let mut warned = false;
         loop {
-            if head & (CLOSED | WAITING) != 0 {
-                if head & CLOSED != 0 {
-                    return Err(Closed);
-                }
-                if !warned {
-                    warned = true;
-                    on_waiting();
-                }
+            if head & stop != 0 {
+                return Err(if head & CLOSED != 0 {
+                    Refused::Closed
+                } else {
+                    Refused::Waiting
+                });
             }
             // Relaxed: published by the Release CAS below.
             last_link.store(top(head), Ordering::Relaxed);
@@ -260,6 +281,10 @@ mod tests {
         }
         assert_eq!(chain, vec![2, 0]);
         assert_eq!(list.push_chain(1, &links[1]), Err(Closed));
+        assert_eq!(
+            list.push_chain_unless_waiting(1, &links[1]),
+            Err(Refused::Closed)
+        );
         assert_eq!(list.pop(|i| &links[i as usize]), None);
     }
 
@@ -298,25 +323,17 @@ mod tests {
     fn the_waiting_bit_survives_pushes_and_pops_and_is_reported_by_pushes() {
         let links = links(2);
         let list = FreeList::new();
-        let mut warned = 0;
-        assert_eq!(
-            list.push_chain_watched(0, &links[0], || warned += 1),
-            Ok(false)
-        );
+        assert_eq!(list.push_chain_unless_waiting(0, &links[0]), Ok(()));
         list.raise_waiting();
         assert_eq!(
-            list.push_chain_watched(1, &links[1], || warned += 1),
-            Ok(true)
+            list.push_chain_unless_waiting(1, &links[1]),
+            Err(Refused::Waiting)
         );
-        assert_eq!(warned, 1, "told once, before the push");
+        assert_eq!(list.push_chain(1, &links[1]), Ok(true));
         assert_eq!(list.pop(|i| &links[i as usize]), Some(1));
         assert_ne!(list.head.load(Ordering::Relaxed) & WAITING, 0);
         list.lower_waiting();
-        assert_eq!(
-            list.push_chain_watched(1, &links[1], || warned += 1),
-            Ok(false)
-        );
-        assert_eq!(warned, 1);
+        assert_eq!(list.push_chain(1, &links[1]), Ok(false));
         let got: Vec<_> = std::iter::from_fn(|| list.pop(|i| &links[i as usize])).collect();
         assert_eq!(got, vec![1, 0], "the bit never leaks into the top");
     }

@@ -30,7 +30,7 @@ use core::ptr::NonNull;
 use crate::cache;
 use crate::error::{CapacityError, TokenError};
 use crate::event::PoolId;
-use crate::free_list::FreeList;
+use crate::free_list::{Closed, FreeList, Refused};
 use crate::heap::HeapShared;
 use crate::notify::{Registration, WaitFlag, WaitList};
 use crate::slot::SlotHeader;
@@ -576,31 +576,48 @@ impl Pool {
             }
             (&*(*p).free, &headers[previous as usize].next_free)
         };
-        // Someone waits: hold a keepalive unit across the push, so that the pool is still
-        // there to wake them after it (the push may let the owner free it).
-        let mut kept = false;
-        let pushed = free.push_chain_watched(first, last_link, || {
-            kept = true;
+        if let Err(refused) = free.push_chain_unless_waiting(first, last_link) {
+            // SAFETY: forwarded; nothing was pushed.
+            unsafe { Pool::push_cold(pool, first, last_link, refused, indices.len()) };
+        }
+    }
+
+    /// The uncommon ends of [`return_slots`](Self::return_slots), out of line: count the
+    /// slots back into a closed pool, or push them while someone waits and wake them.
+    ///
+    /// # Safety
+    ///
+    /// As for `return_slots`, whose chain (`first` .. `last_link`, `count` slots) was
+    /// not pushed for the reason `refused`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn push_cold(
+        pool: NonNull<Pool>,
+        first: u32,
+        last_link: &AtomicU32,
+        refused: Refused,
+        count: usize,
+    ) {
+        if refused == Refused::Waiting {
+            // Hold a keepalive unit across the push, so that the pool is still there to
+            // wake the waiters after it (the push may let the owner free it).
             // SAFETY: the slots are not pushed yet, so the pool is alive.
             unsafe { Pool::keep(pool) };
-        });
-        match pushed {
-            // The common case: nobody waits, and nothing was kept.
-            Ok(false) => {}
-            Ok(true) => {
-                // SAFETY: `kept` is set (the bit was seen before the CAS that succeeded),
-                // so our unit keeps the pool alive.
-                unsafe { pool.as_ref() }.waiters.wake_all();
+            // SAFETY: our unit keeps the pool alive from here on.
+            let this = unsafe { pool.as_ref() };
+            match this.free.push_chain(first, last_link) {
+                Ok(true) => this.waiters.wake_all(),
+                // The last waiter left meanwhile.
+                Ok(false) => {}
+                // SAFETY: the pool is alive (our unit) until the slots are counted.
+                Err(Closed) => unsafe { Pool::count_returned(pool, count) },
             }
-            Err(_) => {
-                // The owner is gone; count the slots back ourselves.
-                // SAFETY: as above, the pool is alive until the slots are counted.
-                unsafe { Pool::count_returned(pool, indices.len()) };
-            }
-        }
-        if kept {
             // SAFETY: the unit taken above, given up once; the pool is not touched after.
             unsafe { Pool::unkeep(pool) };
+        } else {
+            // The owner is gone; count the slots back ourselves.
+            // SAFETY: the pool is alive until the slots are counted.
+            unsafe { Pool::count_returned(pool, count) };
         }
     }
 
