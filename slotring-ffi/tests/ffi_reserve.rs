@@ -75,10 +75,8 @@ fn a_reservation_is_published_on_another_thread() {
         unsafe { (room as *mut u8).write_bytes(7, 100) };
         let mut token = 0u64;
         // SAFETY: valid out pointer.
-        assert_eq!(
-            unsafe { slotring_event_publish(res, 100, &mut token) },
-            SlotringStatus::Ok
-        );
+        let status = unsafe { slotring_event_publish(res, 100, &mut token) };
+        assert_eq!(status, SlotringStatus::Ok);
         token
     })
     .join()
