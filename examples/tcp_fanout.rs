@@ -1,7 +1,8 @@
 //! A TCP fan-out server on tokio: publishers send length-prefixed frames, and every
 //! subscriber connection receives every frame. The slotring server reads each frame from
-//! its socket straight into a slot (`EventAllocator::reserve` + `read_exact` into the
-//! builder's room) and hands the same slot to every subscriber's writer (a `RingPtr`
+//! its socket straight into a slot (`EventAllocator::reserve_async`, which waits while
+//! every slot of the class is in flight, then `read_exact` into the builder's room) and
+//! hands the same slot to every subscriber's writer (a `RingPtr`
 //! clone each: one atomic increment, no copy). The baseline is the same server on
 //! `Vec<u8>` + `Bytes::copy_from_slice`, as async code often writes it. Both run in one
 //! go against a bounded load generator on loopback (fixed publishers, subscribers,
@@ -23,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use slotring::{AllocError, Event, EventAllocator, RingPtr};
+use slotring::{Event, EventAllocator, RingPtr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -87,16 +88,9 @@ impl Frame for RingPtr<Event> {
         len: usize,
         alloc: &EventAllocator,
     ) -> std::io::Result<Self> {
-        let mut builder = loop {
-            match alloc.reserve(len, 1) {
-                Ok(builder) => break builder,
-                // Every slot is in flight to slow subscribers: back off a little.
-                Err(AllocError::PoolExhausted { .. }) => {
-                    tokio::time::sleep(Duration::from_micros(50)).await;
-                }
-                Err(err) => return Err(err.into()),
-            }
-        };
+        // A slot of the frame's class; when every one is in flight to slow subscribers,
+        // the task waits for one to come back (no polling, no copy).
+        let mut builder = alloc.reserve_async(len, 1).await?;
         // Straight from the socket into the slot: no buffer, no copy.
         socket
             .read_exact(&mut builder.spare_capacity_mut()[..len])
@@ -204,7 +198,7 @@ fn frame(p: usize, i: usize, len: usize) -> impl Iterator<Item = u8> {
 fn run<F: Frame>(name: &str, load: Load) -> Result<(f64, f64, f64), String> {
     let alloc = Arc::new(
         EventAllocator::builder()
-            .capacities([64, 64, 4096, 64, 8])
+            .capacities([2048, 2048, 2048, 8, 8])
             .build()
             .map_err(|e| e.to_string())?,
     );

@@ -147,7 +147,7 @@ impl EventAllocator {
         Ok(builder.freeze())
     }
 
-    fn reserve_slot(&self, pool: PoolId, event_type: u32) -> Option<EventBuilder> {
+    pub(crate) fn reserve_slot(&self, pool: PoolId, event_type: u32) -> Option<EventBuilder> {
         let pool = self.pool(pool);
         let slot = pool.claim_for_write()?;
         Some(EventBuilder {

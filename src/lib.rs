@@ -196,7 +196,7 @@ pub use event::{Event, EventSize, PoolId, PooledEvent};
 pub use ptr::{RingPtr, SlotContent, WeakRingPtr};
 pub use ring::RingBuffer;
 pub use stats::{AllocatorStats, HeapStats, PoolStats};
-pub use waiting::AllocateAsync;
+pub use waiting::{AllocateAsync, ReserveAsync};
 
 /// The README's examples, run as doctests.
 #[cfg(doctest)]

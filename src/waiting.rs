@@ -1,5 +1,7 @@
 //! Waiting for a slot: [`EventAllocator::allocate_timeout`] (blocking, with a timeout)
-//! and [`EventAllocator::allocate_async`] (a [`Future`], no runtime needed).
+//! and [`EventAllocator::allocate_async`] (a [`Future`], no runtime needed), and the
+//! same for writing in place: [`EventAllocator::reserve_timeout`] and
+//! [`EventAllocator::reserve_async`].
 //!
 //! A waiter registers with its class's pool (`notify.rs`), which sets the waiting bit in
 //! the pool's free-list head and a hint beside it, and then re-checks; every release of
@@ -35,6 +37,7 @@ use core::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::allocator::EventAllocator;
+use crate::builder::EventBuilder;
 use crate::error::AllocError;
 use crate::event::{Event, PoolId};
 use crate::notify::Registration;
@@ -117,12 +120,147 @@ impl EventAllocator {
     /// ```
     pub fn allocate_async<'a>(&'a self, payload: &'a [u8], event_type: u32) -> AllocateAsync<'a> {
         AllocateAsync {
-            alloc: self,
+            wait: SlotWait::new(self, class_of(payload)),
             payload,
             event_type,
-            registration: Registration::default(),
-            class: None,
         }
+    }
+}
+
+impl EventAllocator {
+    /// [`reserve`](Self::reserve) in the smallest class that fits `capacity` (no
+    /// spilling), waiting up to `timeout` for a slot of the class when it is full: for
+    /// reading into a slot when the pool may be busy. Errors as for
+    /// [`allocate_timeout`](Self::allocate_timeout).
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::time::Duration;
+    /// use slotring::{EventAllocator, PoolId};
+    /// let alloc = EventAllocator::builder().capacity(PoolId::S, 1).build()?;
+    /// let first = alloc.reserve_timeout(100, 0, Duration::ZERO)?.freeze();
+    /// let holder = std::thread::spawn(move || drop(first));
+    /// let mut second = alloc.reserve_timeout(100, 0, Duration::from_secs(60))?;
+    /// second.write_all(b"written once the first was gone")?;
+    /// holder.join().unwrap();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reserve_timeout(
+        &self,
+        capacity: usize,
+        event_type: u32,
+        timeout: Duration,
+    ) -> Result<EventBuilder, AllocError> {
+        let class = class_of_len(capacity)?;
+        let attempt = || self.reserve_slot(class, event_type);
+        if let Some(builder) = attempt() {
+            return Ok(builder);
+        }
+        let pool = self.pool(class);
+        let refused = || {
+            pool.note_failure();
+            AllocError::PoolExhausted { pool: class }
+        };
+        if pool.capacity() == 0 {
+            return Err(refused());
+        }
+        let deadline = Instant::now().checked_add(timeout);
+        pool.wait_for_slot(deadline, attempt).ok_or_else(refused)
+    }
+
+    /// [`reserve`](Self::reserve) in the smallest class that fits `capacity` (no
+    /// spilling), waiting asynchronously for a slot of the class when it is full. As
+    /// [`allocate_async`](Self::allocate_async) otherwise.
+    ///
+    /// ```
+    /// use std::task::{Context, Poll, Waker};
+    /// use slotring::{EventAllocator, PoolId};
+    /// let alloc = EventAllocator::builder().capacity(PoolId::XS, 1).build()?;
+    /// let held = alloc.allocate(b"one", 0)?;
+    /// let mut wait = Box::pin(alloc.reserve_async(10, 0));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(wait.as_mut().poll(&mut cx).is_pending());
+    /// drop(held);
+    /// let Poll::Ready(builder) = wait.as_mut().poll(&mut cx) else { panic!("not woken") };
+    /// assert_eq!(builder?.capacity(), 64);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reserve_async(&self, capacity: usize, event_type: u32) -> ReserveAsync<'_> {
+        ReserveAsync {
+            wait: SlotWait::new(self, class_of_len(capacity)),
+            event_type,
+        }
+    }
+}
+
+/// The smallest class `len` bytes fit, or `TooLarge`.
+fn class_of_len(len: usize) -> Result<PoolId, AllocError> {
+    PoolId::for_len(len).ok_or(AllocError::TooLarge {
+        len,
+        max: PoolId::MAX_POOLED,
+    })
+}
+
+/// A task's wait for a slot of one class: the part `AllocateAsync` and `ReserveAsync`
+/// share.
+#[derive(Debug)]
+struct SlotWait<'a> {
+    alloc: &'a EventAllocator,
+    /// The class, or why there is none (reported by the first poll).
+    class: Result<PoolId, AllocError>,
+    registration: Registration,
+}
+
+impl<'a> SlotWait<'a> {
+    fn new(alloc: &'a EventAllocator, class: Result<PoolId, AllocError>) -> Self {
+        Self {
+            alloc,
+            class,
+            registration: Registration::default(),
+        }
+    }
+
+    fn poll<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        attempt: impl FnMut(&'a EventAllocator, PoolId) -> Option<T>,
+    ) -> Poll<Result<T, AllocError>> {
+        let class = self.class?;
+        let pool = self.alloc.pool(class);
+        if pool.capacity() == 0 {
+            pool.note_failure();
+            return Poll::Ready(Err(AllocError::PoolExhausted { pool: class }));
+        }
+        let alloc = self.alloc;
+        let mut attempt = attempt;
+        pool.poll_slot(&mut self.registration, cx.waker(), || attempt(alloc, class))
+            .map(Ok)
+    }
+}
+
+impl Drop for SlotWait<'_> {
+    fn drop(&mut self) {
+        if let Ok(class) = self.class {
+            self.alloc.pool(class).cancel_wait(&mut self.registration);
+        }
+    }
+}
+
+/// The future of [`EventAllocator::reserve_async`].
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct ReserveAsync<'a> {
+    wait: SlotWait<'a>,
+    event_type: u32,
+}
+
+impl Future for ReserveAsync<'_> {
+    type Output = Result<EventBuilder, AllocError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let event_type = self.event_type;
+        self.wait
+            .poll(cx, |alloc, class| alloc.reserve_slot(class, event_type))
     }
 }
 
@@ -138,12 +276,9 @@ fn class_of(payload: &[u8]) -> Result<PoolId, AllocError> {
 #[must_use = "futures do nothing unless polled"]
 #[derive(Debug)]
 pub struct AllocateAsync<'a> {
-    alloc: &'a EventAllocator,
+    wait: SlotWait<'a>,
     payload: &'a [u8],
     event_type: u32,
-    registration: Registration,
-    /// The class, once the first poll found it (registered with its pool from then on).
-    class: Option<PoolId>,
 }
 
 impl Future for AllocateAsync<'_> {
@@ -151,32 +286,8 @@ impl Future for AllocateAsync<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let (alloc, payload, event_type) = (this.alloc, this.payload, this.event_type);
-        let class = match this.class {
-            Some(class) => class,
-            None => {
-                let class = class_of(payload)?;
-                if alloc.pool(class).capacity() == 0 {
-                    alloc.pool(class).note_failure();
-                    return Poll::Ready(Err(AllocError::PoolExhausted { pool: class }));
-                }
-                this.class = Some(class);
-                class
-            }
-        };
-        alloc
-            .pool(class)
-            .poll_slot(&mut this.registration, cx.waker(), || {
-                alloc.store(class, payload, event_type)
-            })
-            .map(Ok)
-    }
-}
-
-impl Drop for AllocateAsync<'_> {
-    fn drop(&mut self) {
-        if let Some(class) = self.class {
-            self.alloc.pool(class).cancel_wait(&mut self.registration);
-        }
+        let (payload, event_type) = (this.payload, this.event_type);
+        this.wait
+            .poll(cx, |alloc, class| alloc.store(class, payload, event_type))
     }
 }

@@ -236,3 +236,45 @@ fn a_thread_exit_returns_its_magazine_to_waiters() {
     assert!(matches!(wait.as_mut().poll(&mut cx), Poll::Ready(Ok(_))));
     drop(mine);
 }
+
+#[test]
+fn reservations_wait_for_a_slot_too() {
+    let alloc = xs_only(1);
+    assert!(matches!(
+        alloc.reserve_timeout(PoolId::MAX_POOLED + 1, 0, FOREVER),
+        Err(AllocError::TooLarge { .. })
+    ));
+    let held = alloc
+        .reserve_timeout(1, 0, Duration::ZERO)
+        .unwrap()
+        .freeze();
+    assert_eq!(
+        alloc.reserve_timeout(1, 0, Duration::ZERO).unwrap_err(),
+        AllocError::PoolExhausted { pool: PoolId::XS }
+    );
+    assert_eq!(
+        alloc.stats().pool(PoolId::XS).failures,
+        1,
+        "one refusal, one failure"
+    );
+    let (count, waker) = counter();
+    let mut cx = Context::from_waker(&waker);
+    let mut wait = Box::pin(alloc.reserve_async(1, 6));
+    assert!(wait.as_mut().poll(&mut cx).is_pending());
+    drop(held);
+    assert_eq!(count.0.load(Ordering::SeqCst), 1);
+    let Poll::Ready(Ok(builder)) = wait.as_mut().poll(&mut cx) else {
+        panic!("woken but not served")
+    };
+    assert_eq!(builder.event_type(), 6);
+    // A waiting reservation is woken when an unfinished builder goes back.
+    let mut again = Box::pin(alloc.reserve_async(1, 0));
+    assert!(again.as_mut().poll(&mut cx).is_pending());
+    drop(builder);
+    assert!(matches!(again.as_mut().poll(&mut cx), Poll::Ready(Ok(_))));
+    let mut too_big = Box::pin(alloc.reserve_async(PoolId::MAX_POOLED + 1, 0));
+    assert!(matches!(
+        too_big.as_mut().poll(&mut cx),
+        Poll::Ready(Err(AllocError::TooLarge { .. }))
+    ));
+}
