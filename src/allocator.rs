@@ -233,15 +233,25 @@ impl EventAllocator {
     }
 
     #[inline]
-    fn store(&self, pool: PoolId, payload: &[u8], event_type: u32) -> Option<RingPtr<Event>> {
+    pub(crate) fn store(
+        &self,
+        pool: PoolId,
+        payload: &[u8],
+        event_type: u32,
+    ) -> Option<RingPtr<Event>> {
         let slot = self.pool(pool).store_bytes(payload, event_type)?;
         // SAFETY: `store_bytes` activated the slot with one strong reference for the new
         // handle and wrote `payload.len()` bytes, its recorded length.
         Some(unsafe { RingPtr::from_slot(slot) })
     }
 
+    /// Whether a full class spills to larger ones (the builder's setting).
+    pub(crate) fn spill_enabled(&self) -> bool {
+        self.spill
+    }
+
     #[inline]
-    fn pool(&self, pool: PoolId) -> &Pool {
+    pub(crate) fn pool(&self, pool: PoolId) -> &Pool {
         &self.pools[pool.index()]
     }
 

@@ -215,3 +215,21 @@ pub(crate) unsafe fn stock(pool: NonNull<Pool>, slots: &[u32]) -> bool {
     // SAFETY: forwarded from the caller.
     unsafe { with_magazine(pool, stock_slots) }
 }
+
+/// Returns every slot this thread's magazine of `pool` holds to the shared list (a
+/// release found someone waiting for a slot of the pool). The magazine stays bound.
+///
+/// The pool must be alive for the call; the caller holds an unreturned slot of it.
+pub(crate) fn flush(pool: NonNull<Pool>) {
+    let _ = CACHE.try_with(|cache| {
+        let Ok(mut cache) = cache.try_borrow_mut() else {
+            return;
+        };
+        if let Some(magazine) = cache.magazines.iter_mut().find(|m| m.pool == Some(pool)) {
+            // SAFETY: the magazine's unit keeps the pool alive; the slots are free slots
+            // of this pool held only by this magazine.
+            unsafe { Pool::return_slots(pool, &magazine.slots[..magazine.len]) };
+            magazine.len = 0;
+        }
+    });
+}

@@ -58,6 +58,28 @@ impl fmt::Display for AllocError {
 
 impl std::error::Error for AllocError {}
 
+/// For code that reads events from I/O ([`EventAllocator::allocate_with`] with a
+/// `read_exact`): an exhausted pool is [`std::io::ErrorKind::OutOfMemory`] (as is no
+/// memory for a heap event), a payload too large for the allocator
+/// [`std::io::ErrorKind::InvalidInput`]; the `AllocError` is the source.
+///
+/// [`EventAllocator::allocate_with`]: crate::EventAllocator::allocate_with
+///
+/// ```
+/// use slotring::{AllocError, PoolId};
+/// let err = std::io::Error::from(AllocError::PoolExhausted { pool: PoolId::XS });
+/// assert_eq!(err.kind(), std::io::ErrorKind::OutOfMemory);
+/// ```
+impl From<AllocError> for std::io::Error {
+    fn from(err: AllocError) -> Self {
+        let kind = match err {
+            AllocError::TooLarge { .. } => std::io::ErrorKind::InvalidInput,
+            _ => std::io::ErrorKind::OutOfMemory,
+        };
+        std::io::Error::new(kind, err)
+    }
+}
+
 /// A typed pool had no free slot; the value that was to be stored is inside.
 ///
 /// ```

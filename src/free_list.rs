@@ -4,16 +4,23 @@
 //! # Encoding of the head word
 //!
 //! ```text
-//!  63            33   32   31                 0
-//! ┌────────────────┬──────┬────────────────────┐
-//! │  tag (31 bits) │closed│ top (1 + index, 0 = empty)
-//! └────────────────┴──────┴────────────────────┘
+//!  63            34    33     32   31                 0
+//! ┌────────────────┬───────┬──────┬────────────────────┐
+//! │  tag (30 bits) │waiting│closed│ top (1 + index, 0 = empty)
+//! └────────────────┴───────┴──────┴────────────────────┘
 //! ```
 //!
 //! * The tag changes on every successful push and pop, so a pop that read `top = i,
 //!   next = j` cannot succeed after `i` was popped, reused and pushed again with another
-//!   successor (the ABA problem). A stale pop would need exactly 2^31 other operations
+//!   successor (the ABA problem). A stale pop would need exactly 2^30 other operations
 //!   between its load and its CAS.
+//! * The waiting bit is set while some thread or task waits for a slot of the pool
+//!   (`EventAllocator::allocate_timeout` / `allocate_async`). A push reads it in the
+//!   value its CAS replaces, so the release path learns whether to wake anybody without
+//!   one more load, and the bit being in the very word both sides read-modify-write is
+//!   what makes the wait handshake free of lost wake-ups (`notify.rs`, "A shared
+//!   read-modify-write"). Pushes and pops keep it; only the close clears it (a pool is
+//!   closed by its owner, which no waiter can outlive).
 //! * Reading the `next_free` link of a slot that another thread popped meanwhile is a
 //!   race on an *atomic*, so it is defined; its value is discarded when the CAS fails.
 //! * The closed bit is set once, by the pool's owner, in the same CAS that takes the
@@ -25,7 +32,8 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 const TOP_MASK: u64 = 0xFFFF_FFFF;
 const CLOSED: u64 = 1 << 32;
-const TAG_ONE: u64 = 1 << 33;
+const WAITING: u64 = 1 << 33;
+const TAG_ONE: u64 = 1 << 34;
 
 #[inline]
 const fn top(head: u64) -> u32 {
@@ -34,7 +42,8 @@ const fn top(head: u64) -> u32 {
 
 #[inline]
 const fn with_top(head: u64, top: u32) -> u64 {
-    // Keep the closed bit, move the tag on (wrapping past bit 63 drops the carry).
+    // Keep the closed and waiting bits, move the tag on (wrapping past bit 63 drops the
+    // carry).
     ((head & !TOP_MASK).wrapping_add(TAG_ONE)) | top as u64
 }
 
@@ -50,6 +59,15 @@ pub(crate) struct FreeList {
 /// The list was closed by the pool's owner; the slot was not pushed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Closed;
+
+/// Why [`FreeList::push_chain_unless_waiting`] did not push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The list is closed (as [`Closed`]).
+    Closed,
+    /// Someone waits for a slot.
+    Waiting,
+}
 
 impl FreeList {
     /// An empty, open list.
@@ -74,13 +92,51 @@ impl FreeList {
     ///
     /// Only atomics are borrowed here: after the successful CAS the pool may be freed by
     /// another thread at any moment, and nothing of it is touched again.
+    ///
+    /// Returns whether the waiting bit was set in the value the push replaced (someone
+    /// waits for a slot: the caller should wake them).
     #[inline]
-    pub(crate) fn push_chain(&self, first: u32, last_link: &AtomicU32) -> Result<(), Closed> {
+    pub(crate) fn push_chain(&self, first: u32, last_link: &AtomicU32) -> Result<bool, Closed> {
+        match self.push::<false>(first, last_link) {
+            Ok(waiting) => Ok(waiting),
+            Err(_) => Err(Closed),
+        }
+    }
+
+    /// [`push_chain`](Self::push_chain), except that it does not push at all when the
+    /// waiting bit is set (`Err(Refused::Waiting)`): the caller then prepares to wake
+    /// the waiters (it takes a keepalive unit of the pool, which the push may let go
+    /// otherwise) and pushes with `push_chain`. So the release path's fast case is the
+    /// plain push, with the test of the bit folded into the test of the closed bit.
+    #[inline]
+    pub(crate) fn push_chain_unless_waiting(
+        &self,
+        first: u32,
+        last_link: &AtomicU32,
+    ) -> Result<(), Refused> {
+        self.push::<true>(first, last_link).map(drop)
+    }
+
+    #[inline]
+    fn push<const STOP_IF_WAITING: bool>(
+        &self,
+        first: u32,
+        last_link: &AtomicU32,
+    ) -> Result<bool, Refused> {
+        let stop = if STOP_IF_WAITING {
+            CLOSED | WAITING
+        } else {
+            CLOSED
+        };
         // Relaxed: comparison value only; the CAS publishes.
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
-            if head & CLOSED != 0 {
-                return Err(Closed);
+            if head & stop != 0 {
+                return Err(if head & CLOSED != 0 {
+                    Refused::Closed
+                } else {
+                    Refused::Waiting
+                });
             }
             // Relaxed: published by the Release CAS below.
             last_link.store(top(head), Ordering::Relaxed);
@@ -89,13 +145,32 @@ impl FreeList {
                 with_top(head, first + 1),
                 // Release: pairs with the Acquire in `pop` and `close`, so the links and
                 // every access of the slots' last holders happen-before their next claim.
+                // The waiting bit needs no Acquire here: `raise_waiting` is an RMW of
+                // this word, so either it reads this push (then the waiter re-checks
+                // after it) or this CAS reads the bit (see `notify.rs`).
                 Ordering::Release,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(head & WAITING != 0),
                 Err(actual) => head = actual,
             }
         }
+    }
+
+    /// Sets the waiting bit (the first waiter of the pool registers).
+    pub(crate) fn raise_waiting(&self) {
+        // AcqRel RMW: the waiter's half of the handshake. Acquire: if a push came first
+        // in this word's order, it happens-before the waiter's re-check (which pops).
+        // Release: nothing needs it today; kept so the bit's setting is ordered after
+        // the registration for any reader that acquires it.
+        self.head.fetch_or(WAITING, Ordering::AcqRel);
+    }
+
+    /// Clears the waiting bit (the last waiter left).
+    pub(crate) fn lower_waiting(&self) {
+        // Relaxed RMW: a push that still sees the bit only wakes nobody; an RMW keeps
+        // the release sequences of the pushes intact.
+        self.head.fetch_and(!WAITING, Ordering::Relaxed);
     }
 
     /// Whether the owner has closed the list (a snapshot; only a hint for callers that
@@ -206,6 +281,10 @@ mod tests {
         }
         assert_eq!(chain, vec![2, 0]);
         assert_eq!(list.push_chain(1, &links[1]), Err(Closed));
+        assert_eq!(
+            list.push_chain_unless_waiting(1, &links[1]),
+            Err(Refused::Closed)
+        );
         assert_eq!(list.pop(|i| &links[i as usize]), None);
     }
 
@@ -238,6 +317,25 @@ mod tests {
         assert!(!list.is_closed());
         list.close();
         assert!(list.is_closed());
+    }
+
+    #[test]
+    fn the_waiting_bit_survives_pushes_and_pops_and_is_reported_by_pushes() {
+        let links = links(2);
+        let list = FreeList::new();
+        assert_eq!(list.push_chain_unless_waiting(0, &links[0]), Ok(()));
+        list.raise_waiting();
+        assert_eq!(
+            list.push_chain_unless_waiting(1, &links[1]),
+            Err(Refused::Waiting)
+        );
+        assert_eq!(list.push_chain(1, &links[1]), Ok(true));
+        assert_eq!(list.pop(|i| &links[i as usize]), Some(1));
+        assert_ne!(list.head.load(Ordering::Relaxed) & WAITING, 0);
+        list.lower_waiting();
+        assert_eq!(list.push_chain(1, &links[1]), Ok(false));
+        let got: Vec<_> = std::iter::from_fn(|| list.pop(|i| &links[i as usize])).collect();
+        assert_eq!(got, vec![1, 0], "the bit never leaks into the top");
     }
 
     #[test]

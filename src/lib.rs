@@ -77,6 +77,11 @@
 //! * [`ptr`]: [`RingPtr`], [`WeakRingPtr`], tokens.
 //! * [`event`]: size classes and the by-value [`PooledEvent`].
 //! * [`stats`]: [`PoolStats`], [`AllocatorStats`].
+//! * [`builder`]: writing an event in place ([`EventAllocator::reserve`],
+//!   [`EventAllocator::allocate_with`], [`EventBuilder`]): read a socket or file straight
+//!   into a slot; with the `bytes` feature, events become `bytes::Bytes` without a copy.
+//! * [`waiting`]: waiting for a slot of a full class, blocking with a timeout or as a
+//!   `Future` ([`EventAllocator::allocate_timeout`], [`EventAllocator::allocate_async`]).
 //! * [`error`]: the error types.
 //! * [`synced`]: [`SyncedMemory`](synced::SyncedMemory), per-thread segments written and
 //!   read in barrier-separated cycles (parallel simulations).
@@ -156,6 +161,7 @@
 
 pub mod allocator;
 pub mod broadcast;
+pub mod builder;
 #[cfg(not(loom))]
 mod cache;
 pub mod error;
@@ -181,13 +187,16 @@ pub mod stats;
 pub(crate) mod sync;
 pub mod synced;
 mod token;
+pub mod waiting;
 
 pub use allocator::{DEFAULT_CAPACITIES, EventAllocator, EventAllocatorBuilder};
+pub use builder::EventBuilder;
 pub use error::{AllocError, CapacityError, PoolFull, TokenError};
 pub use event::{Event, EventSize, PoolId, PooledEvent};
 pub use ptr::{RingPtr, SlotContent, WeakRingPtr};
 pub use ring::RingBuffer;
 pub use stats::{AllocatorStats, HeapStats, PoolStats};
+pub use waiting::{AllocateAsync, ReserveAsync};
 
 /// The README's examples, run as doctests.
 #[cfg(doctest)]

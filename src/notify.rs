@@ -182,17 +182,29 @@ impl WaitList {
     ///
     /// `deadline: None` waits for ever. (Under loom a timed wait never times out: loom's
     /// condvar has no clock, so models use `None`.)
-    pub(crate) fn wait<T>(
+    pub(crate) fn wait<T, F: WaitFlag>(
         &self,
-        flag: &impl WaitFlag,
+        flag: &F,
         deadline: Option<Instant>,
         mut attempt: impl FnMut() -> Option<T>,
     ) -> Option<T> {
         if let Some(value) = attempt() {
             return Some(value);
         }
+        /// Leaves the list when the wait ends, also if `attempt` panics (a registration
+        /// left behind would keep the flag raised for ever).
+        struct Registered<'a, F: WaitFlag> {
+            list: &'a WaitList,
+            flag: &'a F,
+        }
+        impl<F: WaitFlag> Drop for Registered<'_, F> {
+            fn drop(&mut self) {
+                WaitList::leave(&mut self.list.lock(), self.flag);
+            }
+        }
         let mut state = self.lock();
         Self::enter(&mut state, flag);
+        let _registered = Registered { list: self, flag };
         let result = loop {
             let seen = state.epoch;
             drop(state);
@@ -230,7 +242,8 @@ impl WaitList {
                 break None;
             }
         };
-        Self::leave(&mut state, flag);
+        // Unlock before `_registered` leaves (it takes the lock again).
+        drop(state);
         result
     }
 
@@ -384,6 +397,25 @@ mod tests {
             !flag.0.load(Ordering::Relaxed),
             "the last waiter lowers the flag"
         );
+    }
+
+    #[test]
+    fn a_panicking_attempt_leaves_the_list() {
+        let list = WaitList::new();
+        let flag = AtomicFlag::new();
+        let mut calls = 0;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            list.wait(&flag, None, || -> Option<()> {
+                calls += 1;
+                if calls == 2 {
+                    panic!("attempt failed");
+                }
+                None
+            })
+        }));
+        assert!(outcome.is_err());
+        assert_eq!(list.waiters(), 0);
+        assert!(!flag.0.load(Ordering::Relaxed), "the flag is lowered again");
     }
 
     #[test]

@@ -30,12 +30,13 @@ use core::ptr::NonNull;
 use crate::cache;
 use crate::error::{CapacityError, TokenError};
 use crate::event::PoolId;
-use crate::free_list::FreeList;
+use crate::free_list::{Closed, FreeList, Refused};
 use crate::heap::HeapShared;
+use crate::notify::{Registration, WaitFlag, WaitList};
 use crate::slot::SlotHeader;
 use crate::stats::PoolStats;
 use crate::sync::{
-    Arc, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering, abort_on_overflow, acquire_fence,
+    Arc, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, abort_on_overflow, acquire_fence,
 };
 use crate::token::{TAG_HEAP, Token, random_key};
 
@@ -80,10 +81,10 @@ const fn magazine_quota(budget: usize) -> usize {
 pub(crate) struct Pool {
     /// The shared free list, alone on its cache line (every thread CASes it).
     free: CachePadded<FreeList>,
-    /// Set when the owner closes the pool, just before the free list's closed bit. A
-    /// hint for releases (which skip the magazines of a closed pool) that keeps them off
-    /// the contended free-list line; the closed bit stays the authority.
-    closed: AtomicBool,
+    /// Why releases should skip the magazines ([`CLOSED_HINT`], [`WAITING_HINT`]); 0 on
+    /// the fast path. A hint that keeps releases off the contended free-list line; the
+    /// free list's closed and waiting bits stay the authority.
+    skip_cache: AtomicU8,
     /// Index of the next never-used slot (slots are used in order before any is reused).
     fresh: AtomicUsize,
     /// Slots counted back after the close, plus the owner's share (see module docs).
@@ -117,6 +118,8 @@ pub(crate) struct Pool {
     /// For a heap event: 1 + its entry in the allocator's token table, 0 for none. Read
     /// and written only under that table's lock.
     pub(crate) heap_entry: AtomicU32,
+    /// Threads and tasks waiting for a free slot (`allocate_timeout`, `allocate_async`).
+    waiters: WaitList,
     /// Lets loom report a pool that is never freed (or freed twice).
     #[cfg(loom)]
     _track: crate::sync::Track<()>,
@@ -189,10 +192,10 @@ impl Pool {
             // No owner will ever close it or add its share: start closed, share counted.
             Start::Ownerless(shared) => (FreeList::new_closed(), 1, Some(shared), 0),
         };
-        let closed = AtomicBool::new(free.is_closed());
+        let skip_cache = AtomicU8::new(if free.is_closed() { CLOSED_HINT } else { 0 });
         let pool = Pool {
             free: CachePadded(free),
-            closed,
+            skip_cache,
             fresh: AtomicUsize::new(0),
             returned: AtomicUsize::new(returned),
             keepalive: AtomicUsize::new(1),
@@ -209,6 +212,7 @@ impl Pool {
             class,
             heap,
             heap_entry: AtomicU32::new(0),
+            waiters: WaitList::new(),
             #[cfg(loom)]
             _track: crate::sync::Track::new(()),
         };
@@ -331,9 +335,12 @@ impl Pool {
             if taken > 1 {
                 // The header's back pointer has the pool allocation's provenance.
                 let pool = header.pool();
+                // Not while someone waits: they could not see the extra slots there.
+                // Relaxed: a hint (see `release_slot`).
+                let waited_for = self.skip_cache.load(Ordering::Relaxed) != 0;
                 // SAFETY: the popped slots are free, unreturned and ours, so they keep
                 // the pool alive.
-                let stocked = unsafe { cache::stock(pool, &batch[1..taken]) };
+                let stocked = !waited_for && unsafe { cache::stock(pool, &batch[1..taken]) };
                 if !stocked {
                     // SAFETY: as above; the slots go back unused.
                     unsafe { Pool::return_slots(pool, &batch[1..taken]) };
@@ -349,6 +356,20 @@ impl Pool {
         let index = self.fresh.fetch_add(1, Ordering::Relaxed);
         // Overshoot past `capacity` is bounded by the number of racing threads.
         self.headers.get(index)
+    }
+
+    /// Claims a free slot to be written in place (`EventBuilder`): the caller owns it
+    /// exclusively, as `store_bytes` does between its claim and `activate`, until it
+    /// activates it or gives it back with [`Pool::release_slot`].
+    #[inline]
+    pub(crate) fn claim_for_write(&self) -> Option<NonNull<SlotHeader>> {
+        self.claim().map(NonNull::from)
+    }
+
+    /// The payload bytes of one slot.
+    #[inline]
+    pub(crate) fn slot_size(&self) -> usize {
+        self.slot_size
     }
 
     /// Claims a slot and stores `payload` as a byte event. `None` if the pool is full or
@@ -484,8 +505,9 @@ impl Pool {
     /// # Safety
     ///
     /// `pool` must be the slot's pool, `index` the slot's index, and the caller must
-    /// have just seen [`SlotHeader::release_strong`] return `true` for it (so the slot is
-    /// free and, being not yet returned, keeps the pool alive until this call ends).
+    /// have just seen [`SlotHeader::release_strong`] return `true` for it, or claimed it
+    /// with [`Pool::claim_for_write`] and not activated it (so the slot is free and,
+    /// being not yet returned, keeps the pool alive until this call ends).
     /// The pool may be freed by the time this returns.
     pub(crate) unsafe fn release_slot(pool: NonNull<Pool>, index: u32) {
         #[cfg(not(loom))]
@@ -493,25 +515,41 @@ impl Pool {
             let p = pool.as_ptr();
             // SAFETY: the pool is alive: the slot is neither pushed nor counted yet, so
             // `returned` cannot reach `capacity + 1`. `magazine_quota` is immutable.
-            let (quota, closed) = unsafe { ((*p).magazine_quota, &(*p).closed) };
-            // A closed pool's slots bypass the magazines, so its storage is not held back.
+            let (quota, skip) = unsafe { ((*p).magazine_quota, &(*p).skip_cache) };
+            // A closed pool's slots bypass the magazines, so its storage is not held back;
+            // so do slots of a pool someone waits for, so that the waiter can have them.
             // Relaxed: only a hint. A release that misses a concurrent close parks the
             // slot in a magazine, which holds a keepalive unit of its own and hands the
-            // slot back (counted, as the closed free list refuses it) when it flushes.
-            if quota > 0
-                && !closed.load(Ordering::Relaxed)
-                // SAFETY: as above; the slot is free, unreturned and ours alone.
-                && unsafe { cache::keep(pool, index) }
-            {
-                return;
+            // slot back (counted, as the closed free list refuses it) when it flushes; one
+            // that misses a new waiter parks it where the waiter cannot see it (the
+            // guarantee `EventAllocator::allocate_timeout` states allows for that).
+            if quota > 0 {
+                match skip.load(Ordering::Relaxed) {
+                    // SAFETY: as above; the slot is free, unreturned and ours alone.
+                    0 if unsafe { cache::keep(pool, index) } => return,
+                    0 => {}
+                    hint => Pool::skip_cache_cold(pool, hint),
+                }
             }
         }
         // SAFETY: forwarded from the caller.
         unsafe { Pool::return_slots(pool, &[index]) };
     }
 
+    /// A release that skips the magazines: when someone waits for a slot, this thread's
+    /// whole magazine of the pool goes back to the shared list too (the waiter could not
+    /// see it otherwise).
+    #[cfg(not(loom))]
+    #[cold]
+    #[inline(never)]
+    fn skip_cache_cold(pool: NonNull<Pool>, hint: u8) {
+        if hint & WAITING_HINT != 0 && hint & CLOSED_HINT == 0 {
+            cache::flush(pool);
+        }
+    }
+
     /// Returns free slots to the shared free list as one chain (or, once the owner is
-    /// gone, counts them as returned).
+    /// gone, counts them as returned), waking whoever waits for a slot.
     ///
     /// # Safety
     ///
@@ -538,11 +576,74 @@ impl Pool {
             }
             (&*(*p).free, &headers[previous as usize].next_free)
         };
-        if free.push_chain(first, last_link).is_err() {
-            // The owner is gone; count the slots back ourselves.
-            // SAFETY: as above, the pool is alive until the slots are counted.
-            unsafe { Pool::count_returned(pool, indices.len()) };
+        if let Err(refused) = free.push_chain_unless_waiting(first, last_link) {
+            // SAFETY: forwarded; nothing was pushed.
+            unsafe { Pool::push_cold(pool, first, last_link, refused, indices.len()) };
         }
+    }
+
+    /// The uncommon ends of [`return_slots`](Self::return_slots), out of line: count the
+    /// slots back into a closed pool, or push them while someone waits and wake them.
+    ///
+    /// # Safety
+    ///
+    /// As for `return_slots`, whose chain (`first` .. `last_link`, `count` slots) was
+    /// not pushed for the reason `refused`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn push_cold(
+        pool: NonNull<Pool>,
+        first: u32,
+        last_link: &AtomicU32,
+        refused: Refused,
+        count: usize,
+    ) {
+        if refused == Refused::Waiting {
+            // Hold a keepalive unit across the push, so that the pool is still there to
+            // wake the waiters after it (the push may let the owner free it).
+            // SAFETY: the slots are not pushed yet, so the pool is alive.
+            unsafe { Pool::keep(pool) };
+            // SAFETY: our unit keeps the pool alive from here on.
+            let this = unsafe { pool.as_ref() };
+            match this.free.push_chain(first, last_link) {
+                Ok(true) => this.waiters.wake_all(),
+                // The last waiter left meanwhile.
+                Ok(false) => {}
+                // SAFETY: the pool is alive (our unit) until the slots are counted.
+                Err(Closed) => unsafe { Pool::count_returned(pool, count) },
+            }
+            // SAFETY: the unit taken above, given up once; the pool is not touched after.
+            unsafe { Pool::unkeep(pool) };
+        } else {
+            // The owner is gone; count the slots back ourselves.
+            // SAFETY: the pool is alive until the slots are counted.
+            unsafe { Pool::count_returned(pool, count) };
+        }
+    }
+
+    /// Blocks until `attempt` (a claim from this pool) succeeds or `deadline` passes,
+    /// woken by every release of a slot to the shared list.
+    pub(crate) fn wait_for_slot<T>(
+        &self,
+        deadline: Option<std::time::Instant>,
+        attempt: impl FnMut() -> Option<T>,
+    ) -> Option<T> {
+        self.waiters.wait(self, deadline, attempt)
+    }
+
+    /// One poll of a task waiting for `attempt` (a claim from this pool) to succeed.
+    pub(crate) fn poll_slot<T>(
+        &self,
+        registration: &mut Registration,
+        waker: &core::task::Waker,
+        attempt: impl FnMut() -> Option<T>,
+    ) -> core::task::Poll<T> {
+        self.waiters.poll_wait(self, registration, waker, attempt)
+    }
+
+    /// Ends a task's wait (its future completed or was dropped).
+    pub(crate) fn cancel_wait(&self, registration: &mut Registration) {
+        self.waiters.cancel(self, registration);
     }
 
     /// Adds `count` to `returned`; whoever completes it gives up the owner-or-slots unit.
@@ -618,7 +719,7 @@ impl Pool {
             let this = unsafe { pool.as_ref() };
             // Relaxed: a hint for releases (see `release_slot`); the free list's closed
             // bit, set next by an AcqRel swap, is what the protocol relies on.
-            this.closed.store(true, Ordering::Relaxed);
+            this.skip_cache.fetch_or(CLOSED_HINT, Ordering::Relaxed);
             let mut top = this.free.close();
             let mut taken = 0;
             while top != 0 {
@@ -635,6 +736,29 @@ impl Pool {
         };
         // SAFETY: the owner returns its share plus the free slots it alone took.
         unsafe { Pool::count_returned(pool, owned) };
+    }
+}
+
+/// [`Pool::skip_cache`]: the owner closed the pool.
+const CLOSED_HINT: u8 = 1;
+/// [`Pool::skip_cache`]: someone waits for a slot.
+const WAITING_HINT: u8 = 2;
+
+/// The pool's "someone waits" flag: the free list's waiting bit (which the release path
+/// reads in its push, the handshake of `notify.rs`), and the hint that sends releases
+/// past the magazines while the bit is set.
+impl WaitFlag for Pool {
+    fn raise(&self) {
+        // Relaxed: a hint (see `release_slot`); releases that miss it still push to a
+        // magazine, which the wait's guarantee allows for.
+        self.skip_cache.fetch_or(WAITING_HINT, Ordering::Relaxed);
+        self.free.raise_waiting();
+    }
+
+    fn lower(&self) {
+        self.free.lower_waiting();
+        // Relaxed: a hint, as above.
+        self.skip_cache.fetch_and(!WAITING_HINT, Ordering::Relaxed);
     }
 }
 

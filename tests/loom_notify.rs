@@ -199,3 +199,76 @@ fn futures_noop_waker() -> core::task::Waker {
     }
     core::task::Waker::from(std::sync::Arc::new(Noop))
 }
+
+// ---- The allocator's waits: the read-modify-write protocol on the free-list head ----
+
+mod allocator_waits {
+    use std::time::Duration;
+
+    use loom::sync::Arc;
+    use loom::thread;
+    use slotring::{EventAllocator, PoolId};
+
+    /// One XS slot, no spilling, no heap: a second event must wait for the first.
+    fn one_slot() -> EventAllocator {
+        EventAllocator::builder()
+            .capacities([1, 0, 0, 0, 0])
+            .spill(false)
+            .heap_fallback(false)
+            .build()
+            .unwrap()
+    }
+
+    /// A blocked `allocate_timeout` and the release of the only slot: the release's push
+    /// and the waiter's raise of the waiting bit race on the free-list head. The waiter
+    /// then drops its event and the allocator while the releaser may still be waking it:
+    /// the releaser's keepalive unit must keep the pool (and its wait list) alive.
+    #[test]
+    fn blocked_allocate_and_release() {
+        loom::model(|| {
+            let alloc = one_slot();
+            let held = alloc.allocate(b"a", 0).unwrap();
+            let releaser = thread::spawn(move || drop(held));
+            let ev = alloc.allocate_timeout(b"b", 1, Duration::MAX).unwrap();
+            assert_eq!(ev.payload(), b"b");
+            drop(ev);
+            drop(alloc);
+            releaser.join().unwrap();
+        });
+    }
+
+    /// An `allocate_async` task and the release of the only slot.
+    #[test]
+    fn async_allocate_and_release() {
+        loom::model(|| {
+            let alloc = Arc::new(one_slot());
+            let held = alloc.allocate(b"a", 0).unwrap();
+            let releaser = thread::spawn(move || drop(held));
+            let ev = loom::future::block_on(alloc.allocate_async(b"b", 1)).unwrap();
+            assert_eq!(ev.payload(), b"b");
+            releaser.join().unwrap();
+        });
+    }
+
+    /// Two blocked waiters for one slot, released by a third thread: the first waiter
+    /// to get it releases it again, which must wake the second (the second registered
+    /// while the waiting bit was already set, or after the first lowered it).
+    #[test]
+    fn two_waiters_share_one_slot_in_turn() {
+        loom::model(|| {
+            let alloc = Arc::new(one_slot());
+            let held = alloc.allocate(b"a", 0).unwrap();
+            let waiter = {
+                let alloc = alloc.clone();
+                thread::spawn(move || {
+                    drop(alloc.allocate_timeout(b"w", 1, Duration::MAX).unwrap());
+                })
+            };
+            let releaser = thread::spawn(move || drop(held));
+            drop(alloc.allocate_timeout(b"m", 2, Duration::MAX).unwrap());
+            waiter.join().unwrap();
+            releaser.join().unwrap();
+            assert_eq!(alloc.stats().pool(PoolId::XS).in_use, 0);
+        });
+    }
+}

@@ -108,6 +108,52 @@ fn occupancy(c: &mut Criterion) {
     group.finish();
 }
 
+/// The two release paths an allocate + drop can take, for comparing builds (the cost of
+/// the wait feature when nobody waits: `allocate_timeout` / `allocate_async`): into the
+/// thread's magazine (the default pools) and onto the shared free list (a pool too small
+/// to have magazines, so every drop pushes and reads the free list's waiting bit). The
+/// last line is the same drop while another task waits for a slot of another class (its
+/// pool pays, this one must not). Run the group on two commits and compare.
+fn release_paths(c: &mut Criterion) {
+    let mut group = c.benchmark_group("release_path_allocate_drop");
+    let magazines = EventAllocator::new();
+    group.bench_function("magazine (default pools)", |b| {
+        b.iter(|| {
+            drop(black_box(
+                magazines.try_allocate(black_box(&[1; 48]), 1).unwrap(),
+            ))
+        })
+    });
+    // Under 8 slots a pool has no cache budget: every release goes to the shared list.
+    let shared = EventAllocator::builder()
+        .capacities([4, 4, 0, 0, 0])
+        .build()
+        .unwrap();
+    group.bench_function("shared free list (4-slot pool)", |b| {
+        b.iter(|| {
+            drop(black_box(
+                shared.try_allocate(black_box(&[1; 48]), 1).unwrap(),
+            ))
+        })
+    });
+    let held: Vec<_> = (0..4)
+        .map(|_| shared.try_allocate(&[0; 200], 0).unwrap())
+        .collect();
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut waiting = Box::pin(shared.allocate_async(&[0; 200], 0));
+    assert!(waiting.as_mut().poll(&mut cx).is_pending());
+    group.bench_function("shared free list, a task waits on another class", |b| {
+        b.iter(|| {
+            drop(black_box(
+                shared.try_allocate(black_box(&[1; 48]), 1).unwrap(),
+            ))
+        })
+    });
+    drop((waiting, held));
+    group.finish();
+}
+
 /// Time for `iters` events to go from a producer, over a bounded channel, to a consumer
 /// that drops them.
 fn hand_off<T: Send>(iters: u64, make: impl Fn() -> T) -> Duration {
@@ -193,6 +239,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = alloc_read_drop, clone_drop, burst, occupancy, cross_thread, typed
+    targets = alloc_read_drop, clone_drop, burst, occupancy, release_paths, cross_thread, typed
 }
 criterion_main!(benches);

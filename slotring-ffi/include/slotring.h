@@ -112,6 +112,9 @@ typedef enum SlotringStatus {
   // `slotring_event_send` or `slotring_set_sink_callback` called from inside a sink
   // (a C callback or a Rust sink) on the same thread. Nothing was done.
   SLOTRING_STATUS_MISUSE = 14,
+  // The reservation handle names no open reservation: it was already published or
+  // abandoned (a double publish), or was never issued. Nothing was done.
+  SLOTRING_STATUS_NO_RESERVATION = 15,
 } SlotringStatus;
 
 // Statistics of one pool.
@@ -307,6 +310,62 @@ enum SlotringStatus slotring_set_sink_callback(SlotringSinkFn callback,
 //
 // Thread safety: any thread; the string is never freed.
 const char *slotring_status_message(int32_t status);
+
+// Reserves a slot with room for at least `capacity` bytes, to be written in place
+// through `*out_data` and then published with `slotring_event_publish` (or given back
+// with `slotring_event_abandon`): reading a socket or file straight into a slot, with
+// no buffer and no copy in between.
+//
+// Writes the reservation handle to `*out_reservation`, the first byte of the room to
+// `*out_data` and the room's size (the slot size, at least `capacity`) to
+// `*out_capacity` if it is not null. The room holds whatever the slot's previous event
+// left there (it is not zeroed) and stays valid, for this caller alone, until the
+// reservation is published or abandoned. A reservation is never served from the heap.
+//
+// Errors: `NULL_POINTER` for a null `out_reservation` or `out_data`; `TOO_LARGE` over
+// 16 KiB; `POOL_EXHAUSTED` when no class that could serve is free (spilling as
+// configured); `OUT_OF_MEMORY` for the default allocator or the table of reservations.
+// Nothing is reserved or written then.
+//
+// Thread safety: any thread, concurrently; a reservation may be published or abandoned
+// on another thread than the one that made it.
+//
+// # Safety
+//
+// The out pointers must be valid for writes of their types (`out_capacity` may be null).
+enum SlotringStatus slotring_event_reserve(size_t capacity,
+                                           uint32_t event_type,
+                                           uint64_t *out_reservation,
+                                           uint8_t **out_data,
+                                           size_t *out_capacity);
+
+// Publishes the first `len` bytes written into a reservation as an event and writes a
+// token for it to `*out_token` (one hold, as from `slotring_event_alloc`). The
+// reservation is closed: its data pointer must not be used again.
+//
+// Errors: `NULL_POINTER` for a null `out_token`; `NO_RESERVATION` when the handle names
+// no open reservation (published or abandoned already, or never issued); `TOO_LARGE`
+// when `len` exceeds the reservation's capacity. On error the reservation (if any)
+// stays open and unchanged, and `*out_token` is not written.
+//
+// Thread safety: any thread; of concurrent publishes (or abandons) of one reservation
+// exactly one succeeds, the others get `NO_RESERVATION`.
+//
+// # Safety
+//
+// `out_token` must be valid for a write of a `uint64_t`. The caller's writes through
+// the data pointer must be finished (this call orders them before every reader).
+enum SlotringStatus slotring_event_publish(uint64_t reservation,
+                                           size_t len,
+                                           uint64_t *out_token);
+
+// Gives a reservation's slot back without publishing anything. The data pointer must
+// not be used again.
+//
+// Errors: `NO_RESERVATION` when the handle names no open reservation.
+//
+// Thread safety: any thread; as for `slotring_event_publish`.
+enum SlotringStatus slotring_event_abandon(uint64_t reservation);
 
 // The library's version as `SLOTRING_VERSION_NUMBER` (`MAJOR * 1000000 + MINOR * 1000
 // + PATCH`): a host compares it with the macro of the header it was compiled against.

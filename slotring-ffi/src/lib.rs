@@ -23,6 +23,8 @@ use slotring::ffi::{
 };
 use slotring::{DEFAULT_CAPACITIES, Event, EventAllocator, PoolId, RingPtr};
 
+mod reservations;
+
 /// Major version of the library (and of this header: compare with `slotring_version()`).
 pub const SLOTRING_VERSION_MAJOR: u32 = 0;
 /// Minor version.
@@ -498,6 +500,102 @@ pub extern "C" fn slotring_status_message(status: i32) -> *const c_char {
     SlotringStatus::from_code(status)
         .map_or(c"unknown status", SlotringStatus::message)
         .as_ptr()
+}
+
+/// Reserves a slot with room for at least `capacity` bytes, to be written in place
+/// through `*out_data` and then published with `slotring_event_publish` (or given back
+/// with `slotring_event_abandon`): reading a socket or file straight into a slot, with
+/// no buffer and no copy in between.
+///
+/// Writes the reservation handle to `*out_reservation`, the first byte of the room to
+/// `*out_data` and the room's size (the slot size, at least `capacity`) to
+/// `*out_capacity` if it is not null. The room holds whatever the slot's previous event
+/// left there (it is not zeroed) and stays valid, for this caller alone, until the
+/// reservation is published or abandoned. A reservation is never served from the heap.
+///
+/// Errors: `NULL_POINTER` for a null `out_reservation` or `out_data`; `TOO_LARGE` over
+/// 16 KiB; `POOL_EXHAUSTED` when no class that could serve is free (spilling as
+/// configured); `OUT_OF_MEMORY` for the default allocator or the table of reservations.
+/// Nothing is reserved or written then.
+///
+/// Thread safety: any thread, concurrently; a reservation may be published or abandoned
+/// on another thread than the one that made it.
+///
+/// # Safety
+///
+/// The out pointers must be valid for writes of their types (`out_capacity` may be null).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn slotring_event_reserve(
+    capacity: usize,
+    event_type: u32,
+    out_reservation: *mut u64,
+    out_data: *mut *mut u8,
+    out_capacity: *mut usize,
+) -> SlotringStatus {
+    guard(|| {
+        if out_reservation.is_null() || out_data.is_null() {
+            return Err(SlotringStatus::NullPointer);
+        }
+        let (reservation, data, room) = reservations::open(try_allocator()?, capacity, event_type)?;
+        // SAFETY: non-null (checked) and valid for writes by the contract.
+        unsafe {
+            write_out(out_reservation, reservation);
+            write_out(out_data, data);
+            write_out(out_capacity, room);
+        }
+        Ok(())
+    })
+}
+
+/// Publishes the first `len` bytes written into a reservation as an event and writes a
+/// token for it to `*out_token` (one hold, as from `slotring_event_alloc`). The
+/// reservation is closed: its data pointer must not be used again.
+///
+/// Errors: `NULL_POINTER` for a null `out_token`; `NO_RESERVATION` when the handle names
+/// no open reservation (published or abandoned already, or never issued); `TOO_LARGE`
+/// when `len` exceeds the reservation's capacity. On error the reservation (if any)
+/// stays open and unchanged, and `*out_token` is not written.
+///
+/// Thread safety: any thread; of concurrent publishes (or abandons) of one reservation
+/// exactly one succeeds, the others get `NO_RESERVATION`.
+///
+/// # Safety
+///
+/// `out_token` must be valid for a write of a `uint64_t`. The caller's writes through
+/// the data pointer must be finished (this call orders them before every reader).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn slotring_event_publish(
+    reservation: u64,
+    len: usize,
+    out_token: *mut u64,
+) -> SlotringStatus {
+    guard(|| {
+        if out_token.is_null() {
+            return Err(SlotringStatus::NullPointer);
+        }
+        let builder = reservations::take(reservation, len)?;
+        // Never fails: a reservation is a pooled slot, and pooled events always have a
+        // token. (Mapped anyway rather than trusted.)
+        let token =
+            RingPtr::into_raw(builder.freeze()).map_err(|_| SlotringStatus::PoolExhausted)?;
+        // SAFETY: non-null (checked) and valid for writes by the contract.
+        unsafe { write_out(out_token, token) };
+        Ok(())
+    })
+}
+
+/// Gives a reservation's slot back without publishing anything. The data pointer must
+/// not be used again.
+///
+/// Errors: `NO_RESERVATION` when the handle names no open reservation.
+///
+/// Thread safety: any thread; as for `slotring_event_publish`.
+#[unsafe(no_mangle)]
+pub extern "C" fn slotring_event_abandon(reservation: u64) -> SlotringStatus {
+    guard(|| {
+        drop(reservations::take(reservation, 0)?);
+        Ok(())
+    })
 }
 
 /// The library's version as `SLOTRING_VERSION_NUMBER` (`MAJOR * 1000000 + MINOR * 1000

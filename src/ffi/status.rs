@@ -52,6 +52,9 @@ pub enum SlotringStatus {
     /// `slotring_event_send` or `slotring_set_sink_callback` called from inside a sink
     /// (a C callback or a Rust sink) on the same thread. Nothing was done.
     Misuse = 14,
+    /// The reservation handle names no open reservation: it was already published or
+    /// abandoned (a double publish), or was never issued. Nothing was done.
+    NoReservation = 15,
 }
 
 impl SlotringStatus {
@@ -76,13 +79,16 @@ impl SlotringStatus {
             SlotringStatus::Misuse => {
                 c"called from inside a sink callback, where this call is not allowed"
             }
+            SlotringStatus::NoReservation => {
+                c"no such open reservation: already published, abandoned, or never made"
+            }
         }
     }
 
     /// The status with code `code`, if there is one.
     #[must_use]
     pub fn from_code(code: i32) -> Option<Self> {
-        const ALL: [SlotringStatus; 15] = [
+        const ALL: [SlotringStatus; 16] = [
             SlotringStatus::Ok,
             SlotringStatus::NullPointer,
             SlotringStatus::TooLarge,
@@ -98,6 +104,7 @@ impl SlotringStatus {
             SlotringStatus::Panic,
             SlotringStatus::OutOfMemory,
             SlotringStatus::Misuse,
+            SlotringStatus::NoReservation,
         ];
         let status = *ALL.get(usize::try_from(code).ok()?)?;
         debug_assert_eq!(status as i32, code);

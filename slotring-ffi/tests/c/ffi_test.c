@@ -222,6 +222,50 @@ static void threads(void) {
     EXPECT(slotring_set_sink_callback(NULL, NULL), SLOTRING_STATUS_OK);
 }
 
+/* Write in place: reserve, write through the pointer, publish or abandon; bad input
+ * (null, wrong length, double publish, publish after abandon, forged handles) gets a
+ * typed status and changes nothing. */
+static void reserve_paths(void) {
+    uint64_t res = 0, token = SLOTRING_TOKEN_NONE;
+    uint8_t *room = NULL;
+    size_t cap = 0;
+    EXPECT(slotring_event_reserve(10, 5, NULL, &room, &cap), SLOTRING_STATUS_NULL_POINTER);
+    EXPECT(slotring_event_reserve(10, 5, &res, NULL, &cap), SLOTRING_STATUS_NULL_POINTER);
+    EXPECT(slotring_event_reserve(16385, 5, &res, &room, &cap), SLOTRING_STATUS_TOO_LARGE);
+    CHECK(res == 0 && room == NULL);
+    EXPECT(slotring_event_reserve(10, 5, &res, &room, &cap), SLOTRING_STATUS_OK);
+    CHECK(res != 0 && room != NULL && cap == 64);
+    memcpy(room, "in place", 8);
+    EXPECT(slotring_event_publish(res, 8, NULL), SLOTRING_STATUS_NULL_POINTER);
+    EXPECT(slotring_event_publish(res, cap + 1, &token), SLOTRING_STATUS_TOO_LARGE);
+    CHECK(token == SLOTRING_TOKEN_NONE);
+    EXPECT(slotring_event_publish(res, 8, &token), SLOTRING_STATUS_OK);
+    EXPECT(slotring_event_publish(res, 8, &token), SLOTRING_STATUS_NO_RESERVATION);
+    EXPECT(slotring_event_abandon(res), SLOTRING_STATUS_NO_RESERVATION);
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    uint32_t type = 0;
+    EXPECT(slotring_event_data(token, &data, &len, &type), SLOTRING_STATUS_OK);
+    CHECK(len == 8 && type == 5 && memcmp(data, "in place", 8) == 0);
+    EXPECT(slotring_event_release(token), SLOTRING_STATUS_OK);
+    /* Abandon: the slot goes back, the handle is dead. */
+    EXPECT(slotring_event_reserve(0, 1, &res, &room, NULL), SLOTRING_STATUS_OK);
+    room[0] = 42;
+    EXPECT(slotring_event_abandon(res), SLOTRING_STATUS_OK);
+    EXPECT(slotring_event_abandon(res), SLOTRING_STATUS_NO_RESERVATION);
+    EXPECT(slotring_event_publish(res, 1, &token), SLOTRING_STATUS_NO_RESERVATION);
+    /* Handles never issued. */
+    EXPECT(slotring_event_abandon(0), SLOTRING_STATUS_NO_RESERVATION);
+    EXPECT(slotring_event_abandon(UINT64_MAX), SLOTRING_STATUS_NO_RESERVATION);
+    EXPECT(slotring_event_publish(res + 1000, 1, &token), SLOTRING_STATUS_NO_RESERVATION);
+    /* An empty event from a reservation. */
+    EXPECT(slotring_event_reserve(0, 2, &res, &room, &cap), SLOTRING_STATUS_OK);
+    EXPECT(slotring_event_publish(res, 0, &token), SLOTRING_STATUS_OK);
+    EXPECT(slotring_event_data(token, NULL, &len, NULL), SLOTRING_STATUS_OK);
+    CHECK(len == 0);
+    EXPECT(slotring_event_release(token), SLOTRING_STATUS_OK);
+}
+
 static int pooled_mode(void) {
     size_t capacities[SLOTRING_POOL_COUNT] = {4, 2, 2, 1, 1};
     EXPECT(slotring_init(capacities, SLOTRING_INIT_NO_HEAP_FALLBACK | SLOTRING_INIT_NO_SPILL),
@@ -247,7 +291,12 @@ static int pooled_mode(void) {
     EXPECT(slotring_event_alloc(&byte, 1, 1, &token), SLOTRING_STATUS_POOL_EXHAUSTED);
     EXPECT(slotring_stats(&stats), SLOTRING_STATUS_OK);
     CHECK(stats.pools[0].in_use == 4 && stats.pools[0].failures >= 1);
+    /* A full class refuses reservations too, and a release makes room again. */
+    uint64_t res = 0;
+    uint8_t *room = NULL;
+    EXPECT(slotring_event_reserve(1, 1, &res, &room, NULL), SLOTRING_STATUS_POOL_EXHAUSTED);
     for (int i = 0; i < 4; i++) EXPECT(slotring_event_release(held[i]), SLOTRING_STATUS_OK);
+    reserve_paths();
     sink_paths(40);
     check_all_free();
     return 0;
@@ -258,6 +307,7 @@ static int heap_mode(void) {
     token_round_trip(48);
     token_round_trip(100000); /* heap fallback: a heap-table token */
     bad_input();
+    reserve_paths();
     sink_paths(48);
     sink_paths(50000);
     threads();
