@@ -83,8 +83,9 @@ struct ThreadCache {
     next_victim: usize,
 }
 
-impl Drop for ThreadCache {
-    fn drop(&mut self) {
+impl ThreadCache {
+    /// Unbinds every magazine (thread exit).
+    fn unbind_all(&mut self) {
         for magazine in &mut self.magazines {
             magazine.unbind();
         }
@@ -92,32 +93,94 @@ impl Drop for ThreadCache {
 }
 
 thread_local! {
+    /// The magazines. The type has no destructor, so the fast paths reach it at a fixed
+    /// offset from the thread pointer, with no lazy-registration check.
     static CACHE: RefCell<ThreadCache> = const {
         RefCell::new(ThreadCache {
             magazines: [Magazine::EMPTY; WAYS],
             next_victim: 0,
         })
     };
+    /// Its destructor, registered by the first binding of a magazine on this thread,
+    /// unbinds them all at thread exit. Once it has run (or while it runs), no magazine
+    /// binds any more, so nothing stays cached after the thread is gone.
+    static UNBIND_AT_EXIT: UnbindAtExit = const { UnbindAtExit };
+}
+
+/// See [`UNBIND_AT_EXIT`].
+struct UnbindAtExit;
+
+impl Drop for UnbindAtExit {
+    fn drop(&mut self) {
+        // `CACHE` has no destructor, so it is still there; it is not borrowed (nothing
+        // of this crate runs on this thread while a thread-local destructor does, except
+        // other destructors, which borrow it only briefly and never across this one).
+        let _ = CACHE.try_with(|cache| {
+            if let Ok(mut cache) = cache.try_borrow_mut() {
+                cache.unbind_all();
+            }
+        });
+    }
+}
+
+impl ThreadCache {
+    /// The magazine bound to `pool`, if any (a search of [`WAYS`] pointers, unrolled).
+    #[inline(always)]
+    fn bound_to(&mut self, pool: *const Pool) -> Option<&mut Magazine> {
+        self.magazines
+            .iter_mut()
+            .find(|m| m.pool.is_some_and(|p| core::ptr::eq(p.as_ptr(), pool)))
+    }
 }
 
 /// Takes a free slot of the pool at `pool` from this thread's magazines.
 ///
 /// The slot is free and exclusively the caller's, exactly as if popped from the free list
 /// (it was released on this thread, so its last holders' accesses happen-before).
-#[inline]
+///
+/// The allocation fast path: `inline(always)` so that it compiles into the caller as a
+/// thread-local lookup, a borrow flag, a few pointer compares and one load.
+#[inline(always)]
 pub(crate) fn take(pool: *const Pool) -> Option<u32> {
     CACHE
         .try_with(|cache| {
             let mut cache = cache.try_borrow_mut().ok()?;
-            let magazine = cache
-                .magazines
-                .iter_mut()
-                .find(|m| m.pool.is_some_and(|p| core::ptr::eq(p.as_ptr(), pool)))?;
+            let magazine = cache.bound_to(pool)?;
             magazine.len = magazine.len.checked_sub(1)?;
-            Some(magazine.slots[magazine.len])
+            magazine.slots.get(magazine.len).copied()
         })
         .ok()
         .flatten()
+}
+
+/// Keeps the just-released slot `index` of `pool` if this thread already has a magazine
+/// bound to `pool` with room in it: the release fast path (no binding, no flush, no call
+/// into the pool). `false` otherwise; the caller then goes through [`keep`].
+///
+/// Touches only this thread's magazines, so it needs nothing of the pool to be alive; a
+/// slot kept here is handed back by the magazine like every other.
+#[inline(always)]
+pub(crate) fn keep_bound(pool: NonNull<Pool>, index: u32) -> bool {
+    CACHE
+        .try_with(|cache| {
+            let Ok(mut cache) = cache.try_borrow_mut() else {
+                return false;
+            };
+            let Some(magazine) = cache.bound_to(pool.as_ptr()) else {
+                return false;
+            };
+            let len = magazine.len;
+            if len >= magazine.limit {
+                return false;
+            }
+            let Some(slot) = magazine.slots.get_mut(len) else {
+                return false;
+            };
+            *slot = index;
+            magazine.len = len + 1;
+            true
+        })
+        .unwrap_or(false)
 }
 
 /// Runs `f` on this thread's magazine bound to `pool`, binding one first (and unbinding
@@ -139,6 +202,12 @@ unsafe fn with_magazine(pool: NonNull<Pool>, f: impl FnOnce(&mut Magazine)) -> b
             let way = match cache.magazines.iter().position(|m| m.pool == Some(pool)) {
                 Some(way) => way,
                 None => {
+                    // Bind only if the magazines will be unbound at thread exit: this
+                    // registers the destructor on the first binding, and refuses once
+                    // it has run.
+                    if UNBIND_AT_EXIT.try_with(|_| ()).is_err() {
+                        return false;
+                    }
                     // SAFETY: alive per the caller.
                     let credits = unsafe { pool.as_ref() }.take_cache_credits();
                     if credits == 0 {

@@ -351,6 +351,37 @@ impl Pool {
         self.headers.get(index)
     }
 
+    /// [`store_bytes`](Self::store_bytes) from this thread's magazine only: `None` if the
+    /// magazine has no slot of this pool (or the payload does not fit), and the caller
+    /// then takes [`store_bytes`](Self::store_bytes), which tries the shared list. The
+    /// allocation fast path, compiled into the caller.
+    #[inline(always)]
+    pub(crate) fn store_bytes_cached(
+        &self,
+        payload: &[u8],
+        event_type: u32,
+    ) -> Option<NonNull<SlotHeader>> {
+        #[cfg(loom)]
+        {
+            let _ = (payload, event_type);
+            None
+        }
+        #[cfg(not(loom))]
+        {
+            if payload.len() > self.slot_size {
+                return None;
+            }
+            let len = u32::try_from(payload.len()).ok()?;
+            let index = cache::take(self)?;
+            let header = self.headers.get(index as usize)?;
+            // SAFETY: as in `store_bytes`: the slot came out of a magazine, so it is free
+            // and this thread's alone until `activate`; it holds `slot_size >= len` bytes.
+            unsafe { copy_payload(payload, header.data_for_write()) };
+            header.activate(len, event_type);
+            Some(NonNull::from(header))
+        }
+    }
+
     /// Claims a slot and stores `payload` as a byte event. `None` if the pool is full or
     /// the payload does not fit a slot (or its length does not fit a `u32`).
     #[inline]
@@ -367,13 +398,7 @@ impl Pool {
         // SAFETY: the slot was just claimed, so this thread is the only one that can
         // reach its payload until `activate`; the payload holds `slot_size >= len`
         // bytes; `payload` is a separate borrow, so the ranges do not overlap.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                payload.as_ptr(),
-                header.data_for_write().as_ptr(),
-                payload.len(),
-            );
-        }
+        unsafe { copy_payload(payload, header.data_for_write()) };
         header.activate(len, event_type);
         Some(NonNull::from(header))
     }
@@ -487,17 +512,47 @@ impl Pool {
     /// have just seen [`SlotHeader::release_strong`] return `true` for it (so the slot is
     /// free and, being not yet returned, keeps the pool alive until this call ends).
     /// The pool may be freed by the time this returns.
+    ///
+    /// Not inlined (a drop of a handle that is not the last stays small enough to inline
+    /// into its caller); the fast path needs no saved registers and the slow one is a
+    /// tail call.
+    #[inline(never)]
     pub(crate) unsafe fn release_slot(pool: NonNull<Pool>, index: u32) {
         #[cfg(not(loom))]
         {
-            let p = pool.as_ptr();
             // SAFETY: the pool is alive: the slot is neither pushed nor counted yet, so
-            // `returned` cannot reach `capacity + 1`. `magazine_quota` is immutable.
-            let (quota, closed) = unsafe { ((*p).magazine_quota, &(*p).closed) };
-            // A closed pool's slots bypass the magazines, so its storage is not held back.
+            // `returned` cannot reach `capacity + 1`.
+            let closed = unsafe { &(*pool.as_ptr()).closed };
+            // The fast path: a magazine of this thread is bound to the pool and has room
+            // (a bound magazine implies a non-zero quota). A closed pool's slots bypass
+            // the magazines, so its storage is not held back.
             // Relaxed: only a hint. A release that misses a concurrent close parks the
             // slot in a magazine, which holds a keepalive unit of its own and hands the
             // slot back (counted, as the closed free list refuses it) when it flushes.
+            if !closed.load(Ordering::Relaxed) && cache::keep_bound(pool, index) {
+                return;
+            }
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { Pool::release_slot_slow(pool, index) };
+    }
+
+    /// [`release_slot`](Self::release_slot) past its fast path: binds a magazine (or
+    /// flushes a full one) if the pool has a cache budget, else returns the slot to the
+    /// shared list.
+    ///
+    /// # Safety
+    ///
+    /// As for [`release_slot`](Self::release_slot).
+    #[inline(never)]
+    unsafe fn release_slot_slow(pool: NonNull<Pool>, index: u32) {
+        #[cfg(not(loom))]
+        {
+            let p = pool.as_ptr();
+            // SAFETY: the pool is alive (see `release_slot`). `magazine_quota` is
+            // immutable.
+            let (quota, closed) = unsafe { ((*p).magazine_quota, &(*p).closed) };
+            // Relaxed: a hint, as in `release_slot`.
             if quota > 0
                 && !closed.load(Ordering::Relaxed)
                 // SAFETY: as above; the slot is free, unreturned and ours alone.
@@ -661,6 +716,50 @@ impl Drop for Pool {
 
 /// A heap allocation and the layout it was made with.
 type Block = (NonNull<u8>, Layout);
+
+/// Copies `n` bytes with two possibly overlapping `N`-byte moves, the first `N` and the
+/// last `N` bytes (`N <= n <= 2 N`), as memcpy implementations do for short copies.
+///
+/// # Safety
+///
+/// `src` and `dst` must be valid for `n` bytes of reads and writes respectively, not
+/// overlapping, and `N <= n <= 2 * N`.
+#[inline(always)]
+unsafe fn copy_two_moves<const N: usize>(src: *const u8, dst: *mut u8, n: usize) {
+    debug_assert!(N <= n && n <= 2 * N);
+    // SAFETY: `0..N` and `n - N..n` lie within the first `n` bytes of both, which the
+    // caller guarantees are valid; unaligned reads and writes of a byte array are fine.
+    unsafe {
+        let head = src.cast::<[u8; N]>().read_unaligned();
+        let tail = src.add(n - N).cast::<[u8; N]>().read_unaligned();
+        dst.cast::<[u8; N]>().write_unaligned(head);
+        dst.add(n - N).cast::<[u8; N]>().write_unaligned(tail);
+    }
+}
+
+/// Copies an event's payload into its slot. Payloads of 16 to 64 bytes (most of the XS
+/// class) are copied inline with two pairs of unaligned moves, saving the call into the
+/// C library's `memcpy` and its size dispatch; the rest go to `copy_nonoverlapping`.
+///
+/// # Safety
+///
+/// `dst` must be valid for `payload.len()` bytes of writes and must not overlap
+/// `payload`.
+#[inline(always)]
+unsafe fn copy_payload(payload: &[u8], dst: NonNull<u8>) {
+    let (src, dst, n) = (payload.as_ptr(), dst.as_ptr(), payload.len());
+    if (32..=64).contains(&n) {
+        // SAFETY: `payload` is valid for `n` bytes of reads, `dst` for `n` bytes of
+        // writes (the caller), they do not overlap, and `32 <= n <= 64`.
+        unsafe { copy_two_moves::<32>(src, dst, n) }
+    } else if (16..32).contains(&n) {
+        // SAFETY: as above, with `16 <= n < 32`.
+        unsafe { copy_two_moves::<16>(src, dst, n) }
+    } else {
+        // SAFETY: as above.
+        unsafe { core::ptr::copy_nonoverlapping(src, dst, n) }
+    }
+}
 
 /// A zeroed, `CACHE_LINE`-aligned block of `bytes` bytes: the start of the data and the
 /// allocation to free later (`None` for zero bytes). `TooManyBytes` if the size
