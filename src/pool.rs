@@ -717,28 +717,36 @@ impl Drop for Pool {
 /// A heap allocation and the layout it was made with.
 type Block = (NonNull<u8>, Layout);
 
-/// Copies `n` bytes with two possibly overlapping `N`-byte moves, the first `N` and the
-/// last `N` bytes (`N <= n <= 2 N`), as memcpy implementations do for short copies.
+/// Copies `n` bytes, `16 <= n <= 64`, with 16-byte moves: the first 16 and the last 16
+/// bytes, and for `n > 32` also the 16 after the first and the 16 before the last (the
+/// moves may overlap), as memcpy implementations do for short copies.
 ///
 /// # Safety
 ///
 /// `src` and `dst` must be valid for `n` bytes of reads and writes respectively, not
-/// overlapping, and `N <= n <= 2 * N`.
+/// overlapping, and `16 <= n <= 64`.
 #[inline(always)]
-unsafe fn copy_two_moves<const N: usize>(src: *const u8, dst: *mut u8, n: usize) {
-    debug_assert!(N <= n && n <= 2 * N);
-    // SAFETY: `0..N` and `n - N..n` lie within the first `n` bytes of both, which the
-    // caller guarantees are valid; unaligned reads and writes of a byte array are fine.
+unsafe fn copy_16_to_64(src: *const u8, dst: *mut u8, n: usize) {
+    debug_assert!((16..=64).contains(&n));
+    // SAFETY: every range read or written is `16` bytes starting at `0`, `16`, `n - 32`
+    // or `n - 16`, all within the first `n >= 16` bytes (the middle two only when
+    // `n > 32`), which the caller guarantees valid; the reads all happen before the
+    // writes, and unaligned reads and writes of `u128` are allowed.
     unsafe {
-        let head = src.cast::<[u8; N]>().read_unaligned();
-        let tail = src.add(n - N).cast::<[u8; N]>().read_unaligned();
-        dst.cast::<[u8; N]>().write_unaligned(head);
-        dst.add(n - N).cast::<[u8; N]>().write_unaligned(tail);
+        let word = |at: usize| src.add(at).cast::<u128>().read_unaligned();
+        let (first, last) = (word(0), word(n - 16));
+        if n > 32 {
+            let (second, before_last) = (word(16), word(n - 32));
+            dst.add(16).cast::<u128>().write_unaligned(second);
+            dst.add(n - 32).cast::<u128>().write_unaligned(before_last);
+        }
+        dst.cast::<u128>().write_unaligned(first);
+        dst.add(n - 16).cast::<u128>().write_unaligned(last);
     }
 }
 
 /// Copies an event's payload into its slot. Payloads of 16 to 64 bytes (most of the XS
-/// class) are copied inline with two pairs of unaligned moves, saving the call into the
+/// class) are copied inline with 16-byte unaligned moves, saving the call into the
 /// C library's `memcpy` and its size dispatch; the rest go to `copy_nonoverlapping`.
 ///
 /// # Safety
@@ -748,13 +756,10 @@ unsafe fn copy_two_moves<const N: usize>(src: *const u8, dst: *mut u8, n: usize)
 #[inline(always)]
 unsafe fn copy_payload(payload: &[u8], dst: NonNull<u8>) {
     let (src, dst, n) = (payload.as_ptr(), dst.as_ptr(), payload.len());
-    if (32..=64).contains(&n) {
+    if (16..=64).contains(&n) {
         // SAFETY: `payload` is valid for `n` bytes of reads, `dst` for `n` bytes of
-        // writes (the caller), they do not overlap, and `32 <= n <= 64`.
-        unsafe { copy_two_moves::<32>(src, dst, n) }
-    } else if (16..32).contains(&n) {
-        // SAFETY: as above, with `16 <= n < 32`.
-        unsafe { copy_two_moves::<16>(src, dst, n) }
+        // writes (the caller), they do not overlap, and `16 <= n <= 64`.
+        unsafe { copy_16_to_64(src, dst, n) }
     } else {
         // SAFETY: as above.
         unsafe { core::ptr::copy_nonoverlapping(src, dst, n) }
