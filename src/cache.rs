@@ -42,6 +42,7 @@ use crate::pool::Pool;
 pub(crate) const WAYS: usize = 8;
 /// Slots per magazine.
 pub(crate) const MAGAZINE: usize = 32;
+static_assertions::const_assert!(MAGAZINE.is_power_of_two());
 
 struct Magazine {
     /// The bound pool; the magazine owns one of its keepalive units and `limit` of its
@@ -147,7 +148,9 @@ pub(crate) fn take(pool: *const Pool) -> Option<u32> {
             let mut cache = cache.try_borrow_mut().ok()?;
             let magazine = cache.bound_to(pool)?;
             magazine.len = magazine.len.checked_sub(1)?;
-            magazine.slots.get(magazine.len).copied()
+            // `len <= MAGAZINE` always, so the mask changes nothing but lets the
+            // compiler drop the bounds check.
+            Some(magazine.slots[magazine.len % MAGAZINE])
         })
         .ok()
         .flatten()
@@ -173,10 +176,8 @@ pub(crate) fn keep_bound(pool: NonNull<Pool>, index: u32) -> bool {
             if len >= magazine.limit {
                 return false;
             }
-            let Some(slot) = magazine.slots.get_mut(len) else {
-                return false;
-            };
-            *slot = index;
+            // `len < limit <= MAGAZINE`; the mask only drops the bounds check.
+            magazine.slots[len % MAGAZINE] = index;
             magazine.len = len + 1;
             true
         })

@@ -373,7 +373,10 @@ impl Pool {
             }
             let len = u32::try_from(payload.len()).ok()?;
             let index = cache::take(self)?;
-            let header = self.headers.get(index as usize)?;
+            debug_assert!((index as usize) < self.headers.len());
+            // SAFETY: a magazine bound to this pool holds only indices of its slots,
+            // all below its capacity, the length of `headers`.
+            let header = unsafe { self.headers.get_unchecked(index as usize) };
             // SAFETY: as in `store_bytes`: the slot came out of a magazine, so it is free
             // and this thread's alone until `activate`; it holds `slot_size >= len` bytes.
             unsafe { copy_payload(payload, header.data_for_write()) };
@@ -516,7 +519,7 @@ impl Pool {
     /// Not inlined (a drop of a handle that is not the last stays small enough to inline
     /// into its caller); the fast path needs no saved registers and the slow one is a
     /// tail call.
-    #[inline(never)]
+    #[inline(always)]
     pub(crate) unsafe fn release_slot(pool: NonNull<Pool>, index: u32) {
         #[cfg(not(loom))]
         {
