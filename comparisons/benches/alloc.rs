@@ -2,12 +2,19 @@
 //! group, on the same payloads. Run with `cargo bench -p slotring-comparisons --bench alloc`; HTML reports with
 //! plots land in `target/criterion/report/index.html`.
 //!
-//! Groups: allocate + read + drop per size class (vs `Box<[u8]>`, `Arc<[u8]>` and the
-//! atomic floor), clone + drop (vs `Arc`), a burst of 1,000 live events, allocation at
-//! 0/50/99 % occupancy, cross-thread hand-off and fan-out over crossbeam channels (vs
-//! `Arc<[u8]>` on the same channel), and the typed `RingBuffer::alloc` (vs `Box`).
+//! The global allocator of this benchmark is mimalloc, so `Box<[u8]>` and `Arc<[u8]>`
+//! here are the fastest general-purpose allocation users would pick instead; glibc's
+//! `malloc` is measured next to them through `std::alloc::System` ([`GlibcBox`]).
+//!
+//! Groups: allocate + read + drop per size class (vs `Box<[u8]>` and `Arc<[u8]>` on
+//! mimalloc, a `Box`-like on glibc, and the atomic floor), clone + drop (vs `Arc`), a burst
+//! of 1,000 live events, allocation at 0/50/99 % occupancy, cross-thread hand-off and
+//! fan-out over crossbeam channels (vs the same alternatives on the same channel), and the
+//! typed `RingBuffer::alloc` (vs `Box`).
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
@@ -16,6 +23,54 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use crossbeam_channel::bounded;
 use slotring::{EventAllocator, PoolId, RingBuffer};
+
+#[global_allocator]
+static MIMALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// A `Box<[u8]>` on glibc's `malloc` (`std::alloc::System`), while the global allocator
+/// of this benchmark is mimalloc: allocate, copy the payload in, free on drop.
+struct GlibcBox {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: it owns its bytes alone, like `Box<[u8]>`.
+unsafe impl Send for GlibcBox {}
+
+impl GlibcBox {
+    fn new(payload: &[u8]) -> Self {
+        let layout = Self::layout(payload.len());
+        // SAFETY: the layout has a non-zero size (`layout` rounds 0 up to 1).
+        let ptr = NonNull::new(unsafe { System.alloc(layout) }).expect("out of memory");
+        // SAFETY: the fresh allocation holds at least `payload.len()` bytes and does not
+        // overlap the payload.
+        unsafe {
+            ptr.as_ptr()
+                .copy_from_nonoverlapping(payload.as_ptr(), payload.len())
+        };
+        Self {
+            ptr,
+            len: payload.len(),
+        }
+    }
+
+    fn layout(len: usize) -> Layout {
+        Layout::from_size_align(len.max(1), 1).expect("a payload's layout")
+    }
+
+    fn get(&self, i: usize) -> u8 {
+        assert!(i < self.len);
+        // SAFETY: `i < len`, and the first `len` bytes were initialised in `new`.
+        unsafe { *self.ptr.as_ptr().add(i) }
+    }
+}
+
+impl Drop for GlibcBox {
+    fn drop(&mut self) {
+        // SAFETY: allocated by `System` with this layout in `new`, freed once.
+        unsafe { System.dealloc(self.ptr.as_ptr(), Self::layout(self.len)) };
+    }
+}
 
 const SIZES: [usize; 5] = [48, 200, 900, 3072, 12288];
 
@@ -30,16 +85,30 @@ fn alloc_read_drop(c: &mut Criterion) {
                 black_box(ev[len / 2])
             })
         });
-        group.bench_with_input(BenchmarkId::new("Box<[u8]>", len), &payload, |b, p| {
+        group.bench_with_input(
+            BenchmarkId::new("Box<[u8]> (mimalloc)", len),
+            &payload,
+            |b, p| {
+                b.iter(|| {
+                    let ev: Box<[u8]> = Box::from(black_box(&p[..]));
+                    black_box(ev[len / 2])
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("Arc<[u8]> (mimalloc)", len),
+            &payload,
+            |b, p| {
+                b.iter(|| {
+                    let ev: Arc<[u8]> = Arc::from(black_box(&p[..]));
+                    black_box(ev[len / 2])
+                })
+            },
+        );
+        group.bench_with_input(BenchmarkId::new("Box (glibc)", len), &payload, |b, p| {
             b.iter(|| {
-                let ev: Box<[u8]> = Box::from(black_box(&p[..]));
-                black_box(ev[len / 2])
-            })
-        });
-        group.bench_with_input(BenchmarkId::new("Arc<[u8]>", len), &payload, |b, p| {
-            b.iter(|| {
-                let ev: Arc<[u8]> = Arc::from(black_box(&p[..]));
-                black_box(ev[len / 2])
+                let ev = GlibcBox::new(black_box(&p[..]));
+                black_box(ev.get(len / 2))
             })
         });
     }
@@ -76,14 +145,14 @@ fn burst(c: &mut Criterion) {
         })
     });
     let mut boxes: Vec<Box<[u8]>> = Vec::with_capacity(1000);
-    group.bench_function("Box<[u8]>", |b| {
+    group.bench_function("Box<[u8]> (mimalloc)", |b| {
         b.iter(|| {
             boxes.extend((0..1000).map(|_| Box::from(&payload[..])));
             boxes.clear();
         })
     });
     let mut arcs: Vec<Arc<[u8]>> = Vec::with_capacity(1000);
-    group.bench_function("Arc<[u8]>", |b| {
+    group.bench_function("Arc<[u8]> (mimalloc)", |b| {
         b.iter(|| {
             arcs.extend((0..1000).map(|_| Arc::from(&payload[..])));
             arcs.clear();
@@ -149,8 +218,14 @@ fn cross_thread(c: &mut Criterion) {
     group.bench_function("slotring", |b| {
         b.iter_custom(|iters| hand_off(iters, || alloc.allocate(&payload, 1).unwrap()))
     });
-    group.bench_function("Arc<[u8]>", |b| {
+    group.bench_function("Box<[u8]> (mimalloc)", |b| {
+        b.iter_custom(|iters| hand_off(iters, || Box::<[u8]>::from(&payload[..])))
+    });
+    group.bench_function("Arc<[u8]> (mimalloc)", |b| {
         b.iter_custom(|iters| hand_off(iters, || Arc::<[u8]>::from(&payload[..])))
+    });
+    group.bench_function("Box (glibc)", |b| {
+        b.iter_custom(|iters| hand_off(iters, || GlibcBox::new(&payload)))
     });
     group.finish();
 
@@ -159,7 +234,7 @@ fn cross_thread(c: &mut Criterion) {
     group.bench_function("slotring", |b| {
         b.iter_custom(|iters| fan_out(iters, || alloc.allocate(&payload, 1).unwrap()))
     });
-    group.bench_function("Arc<[u8]>", |b| {
+    group.bench_function("Arc<[u8]> (mimalloc)", |b| {
         b.iter_custom(|iters| fan_out(iters, || Arc::<[u8]>::from(&payload[..])))
     });
     group.finish();
@@ -174,7 +249,7 @@ fn typed(c: &mut Criterion) {
             black_box(p[3])
         })
     });
-    group.bench_function("Box::new", |b| {
+    group.bench_function("Box::new (mimalloc)", |b| {
         b.iter(|| {
             let p = Box::new(black_box([7u64; 8]));
             black_box(p[3])
