@@ -4,7 +4,7 @@
 //!
 //! The global allocator of this benchmark is mimalloc, so `Box<[u8]>` and `Arc<[u8]>`
 //! here are the fastest general-purpose allocation users would pick instead; glibc's
-//! `malloc` is measured next to them through `std::alloc::System` ([`GlibcBox`]).
+//! `malloc` is measured next to them through `std::alloc::System` (`GlibcBox`).
 //!
 //! Groups: allocate + read + drop per size class (vs `Box<[u8]>` and `Arc<[u8]>` on
 //! mimalloc, a `Box`-like on glibc, and the atomic floor), clone + drop (vs `Arc`), a burst
@@ -12,9 +12,7 @@
 //! fan-out over crossbeam channels (vs the same alternatives on the same channel), and the
 //! typed `RingBuffer::alloc` (vs `Box`).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
@@ -23,54 +21,10 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use crossbeam_channel::bounded;
 use slotring::{EventAllocator, PoolId, RingBuffer};
+use slotring_comparisons::GlibcBox;
 
 #[global_allocator]
 static MIMALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// A `Box<[u8]>` on glibc's `malloc` (`std::alloc::System`), while the global allocator
-/// of this benchmark is mimalloc: allocate, copy the payload in, free on drop.
-struct GlibcBox {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: it owns its bytes alone, like `Box<[u8]>`.
-unsafe impl Send for GlibcBox {}
-
-impl GlibcBox {
-    fn new(payload: &[u8]) -> Self {
-        let layout = Self::layout(payload.len());
-        // SAFETY: the layout has a non-zero size (`layout` rounds 0 up to 1).
-        let ptr = NonNull::new(unsafe { System.alloc(layout) }).expect("out of memory");
-        // SAFETY: the fresh allocation holds at least `payload.len()` bytes and does not
-        // overlap the payload.
-        unsafe {
-            ptr.as_ptr()
-                .copy_from_nonoverlapping(payload.as_ptr(), payload.len())
-        };
-        Self {
-            ptr,
-            len: payload.len(),
-        }
-    }
-
-    fn layout(len: usize) -> Layout {
-        Layout::from_size_align(len.max(1), 1).expect("a payload's layout")
-    }
-
-    fn get(&self, i: usize) -> u8 {
-        assert!(i < self.len);
-        // SAFETY: `i < len`, and the first `len` bytes were initialised in `new`.
-        unsafe { *self.ptr.as_ptr().add(i) }
-    }
-}
-
-impl Drop for GlibcBox {
-    fn drop(&mut self) {
-        // SAFETY: allocated by `System` with this layout in `new`, freed once.
-        unsafe { System.dealloc(self.ptr.as_ptr(), Self::layout(self.len)) };
-    }
-}
 
 const SIZES: [usize; 5] = [48, 200, 900, 3072, 12288];
 
