@@ -313,14 +313,36 @@ impl Pool {
     /// Order: this thread's magazine, then the shared free list (taking a batch for the
     /// magazine, so a thread that allocates more than it frees pays one CAS per batch),
     /// then a never-used slot.
-    #[inline]
+    #[inline(always)]
     fn claim(&self) -> Option<&SlotHeader> {
-        #[cfg(not(loom))]
-        if self.magazine_quota > 0 {
-            if let Some(index) = cache::take(self) {
-                return Some(&self.headers[index as usize]);
-            }
+        if let Some(header) = self.claim_cached() {
+            return Some(header);
         }
+        self.claim_shared()
+    }
+
+    /// A free slot of this pool from this thread's magazine, if it holds one: the fast
+    /// path of [`claim`](Self::claim), compiled into the caller.
+    #[inline(always)]
+    fn claim_cached(&self) -> Option<&SlotHeader> {
+        #[cfg(loom)]
+        {
+            None
+        }
+        #[cfg(not(loom))]
+        {
+            let index = cache::take(self)?;
+            debug_assert!((index as usize) < self.headers.len());
+            // SAFETY: a magazine bound to this pool holds only indices of its slots, all
+            // below its capacity, the length of `headers`.
+            Some(unsafe { self.headers.get_unchecked(index as usize) })
+        }
+    }
+
+    /// [`claim`](Self::claim) past this thread's magazine: a batch from the shared free
+    /// list (the rest of it stocks the magazine), else a never-used slot.
+    #[inline(never)]
+    fn claim_shared(&self) -> Option<&SlotHeader> {
         let links = |i: u32| &self.headers[i as usize].next_free;
         let mut batch = [0u32; MAX_CACHED / 2 + 1];
         let wanted = (self.magazine_quota / 2 + 1).min(batch.len());
@@ -361,28 +383,16 @@ impl Pool {
         payload: &[u8],
         event_type: u32,
     ) -> Option<NonNull<SlotHeader>> {
-        #[cfg(loom)]
-        {
-            let _ = (payload, event_type);
-            None
+        if payload.len() > self.slot_size {
+            return None;
         }
-        #[cfg(not(loom))]
-        {
-            if payload.len() > self.slot_size {
-                return None;
-            }
-            let len = u32::try_from(payload.len()).ok()?;
-            let index = cache::take(self)?;
-            debug_assert!((index as usize) < self.headers.len());
-            // SAFETY: a magazine bound to this pool holds only indices of its slots,
-            // all below its capacity, the length of `headers`.
-            let header = unsafe { self.headers.get_unchecked(index as usize) };
-            // SAFETY: as in `store_bytes`: the slot came out of a magazine, so it is free
-            // and this thread's alone until `activate`; it holds `slot_size >= len` bytes.
-            unsafe { copy_payload(payload, header.data_for_write()) };
-            header.activate(len, event_type);
-            Some(NonNull::from(header))
-        }
+        let len = u32::try_from(payload.len()).ok()?;
+        let header = self.claim_cached()?;
+        // SAFETY: as in `store_bytes`: the slot came out of a magazine, so it is free and
+        // this thread's alone until `activate`; it holds `slot_size >= len` bytes.
+        unsafe { copy_payload(payload, header.data_for_write()) };
+        header.activate(len, event_type);
+        Some(NonNull::from(header))
     }
 
     /// Claims a slot and stores `payload` as a byte event. `None` if the pool is full or

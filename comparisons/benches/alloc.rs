@@ -212,6 +212,25 @@ fn typed(c: &mut Criterion) {
     group.finish();
 }
 
+/// The cost of `stats()`, which reads every slot once: linear in the capacity.
+fn stats_scan(c: &mut Criterion) {
+    let mut group = c.benchmark_group("stats_scan");
+    for slots in [1_000usize, 100_000, 1_000_000] {
+        let alloc = EventAllocator::builder()
+            .capacities([slots, 0, 0, 0, 0])
+            .build()
+            .unwrap();
+        let held: Vec<_> = (0..slots / 2)
+            .map(|_| alloc.try_allocate(&[0; 48], 0).unwrap())
+            .collect();
+        group.bench_function(BenchmarkId::new("EventAllocator::stats", slots), |b| {
+            b.iter(|| black_box(alloc.stats()))
+        });
+        drop(held);
+    }
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -222,6 +241,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = alloc_read_drop, clone_drop, burst, occupancy, cross_thread, typed
+    targets = alloc_read_drop, clone_drop, burst, occupancy, cross_thread, typed, stats_scan
 }
 criterion_main!(benches);
