@@ -317,14 +317,36 @@ impl Pool {
     /// Order: this thread's magazine, then the shared free list (taking a batch for the
     /// magazine, so a thread that allocates more than it frees pays one CAS per batch),
     /// then a never-used slot.
-    #[inline]
+    #[inline(always)]
     fn claim(&self) -> Option<&SlotHeader> {
-        #[cfg(not(loom))]
-        if self.magazine_quota > 0 {
-            if let Some(index) = cache::take(self) {
-                return Some(&self.headers[index as usize]);
-            }
+        if let Some(header) = self.claim_cached() {
+            return Some(header);
         }
+        self.claim_shared()
+    }
+
+    /// A free slot of this pool from this thread's magazine, if it holds one: the fast
+    /// path of [`claim`](Self::claim), compiled into the caller.
+    #[inline(always)]
+    fn claim_cached(&self) -> Option<&SlotHeader> {
+        #[cfg(loom)]
+        {
+            None
+        }
+        #[cfg(not(loom))]
+        {
+            let index = cache::take(self)?;
+            debug_assert!((index as usize) < self.headers.len());
+            // SAFETY: a magazine bound to this pool holds only indices of its slots, all
+            // below its capacity, the length of `headers`.
+            Some(unsafe { self.headers.get_unchecked(index as usize) })
+        }
+    }
+
+    /// [`claim`](Self::claim) past this thread's magazine: a batch from the shared free
+    /// list (the rest of it stocks the magazine), else a never-used slot.
+    #[inline(never)]
+    fn claim_shared(&self) -> Option<&SlotHeader> {
         let links = |i: u32| &self.headers[i as usize].next_free;
         let mut batch = [0u32; MAX_CACHED / 2 + 1];
         let wanted = (self.magazine_quota / 2 + 1).min(batch.len());
@@ -372,6 +394,28 @@ impl Pool {
         self.slot_size
     }
 
+    /// [`store_bytes`](Self::store_bytes) from this thread's magazine only: `None` if the
+    /// magazine has no slot of this pool (or the payload does not fit), and the caller
+    /// then takes [`store_bytes`](Self::store_bytes), which tries the shared list. The
+    /// allocation fast path, compiled into the caller.
+    #[inline(always)]
+    pub(crate) fn store_bytes_cached(
+        &self,
+        payload: &[u8],
+        event_type: u32,
+    ) -> Option<NonNull<SlotHeader>> {
+        if payload.len() > self.slot_size {
+            return None;
+        }
+        let len = u32::try_from(payload.len()).ok()?;
+        let header = self.claim_cached()?;
+        // SAFETY: as in `store_bytes`: the slot came out of a magazine, so it is free and
+        // this thread's alone until `activate`; it holds `slot_size >= len` bytes.
+        unsafe { copy_payload(payload, header.data_for_write()) };
+        header.activate(len, event_type);
+        Some(NonNull::from(header))
+    }
+
     /// Claims a slot and stores `payload` as a byte event. `None` if the pool is full or
     /// the payload does not fit a slot (or its length does not fit a `u32`).
     #[inline]
@@ -388,13 +432,7 @@ impl Pool {
         // SAFETY: the slot was just claimed, so this thread is the only one that can
         // reach its payload until `activate`; the payload holds `slot_size >= len`
         // bytes; `payload` is a separate borrow, so the ranges do not overlap.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                payload.as_ptr(),
-                header.data_for_write().as_ptr(),
-                payload.len(),
-            );
-        }
+        unsafe { copy_payload(payload, header.data_for_write()) };
         header.activate(len, event_type);
         Some(NonNull::from(header))
     }
@@ -509,21 +547,51 @@ impl Pool {
     /// with [`Pool::claim_for_write`] and not activated it (so the slot is free and,
     /// being not yet returned, keeps the pool alive until this call ends).
     /// The pool may be freed by the time this returns.
+    ///
+    /// Compiled into the caller (a last drop): the fast path needs no saved registers and
+    /// the slow one is a tail call.
+    #[inline(always)]
     pub(crate) unsafe fn release_slot(pool: NonNull<Pool>, index: u32) {
         #[cfg(not(loom))]
         {
-            let p = pool.as_ptr();
             // SAFETY: the pool is alive: the slot is neither pushed nor counted yet, so
-            // `returned` cannot reach `capacity + 1`. `magazine_quota` is immutable.
-            let (quota, skip) = unsafe { ((*p).magazine_quota, &(*p).skip_cache) };
-            // A closed pool's slots bypass the magazines, so its storage is not held back;
-            // so do slots of a pool someone waits for, so that the waiter can have them.
+            // `returned` cannot reach `capacity + 1`.
+            let skip = unsafe { &(*pool.as_ptr()).skip_cache };
+            // The fast path: no hint is set (the pool is open and nobody waits for one of
+            // its slots) and a magazine of this thread is bound to the pool and has room
+            // (a bound magazine implies a non-zero quota).
             // Relaxed: only a hint. A release that misses a concurrent close parks the
             // slot in a magazine, which holds a keepalive unit of its own and hands the
             // slot back (counted, as the closed free list refuses it) when it flushes; one
             // that misses a new waiter parks it where the waiter cannot see it (the
             // guarantee `EventAllocator::allocate_timeout` states allows for that).
+            if skip.load(Ordering::Relaxed) == 0 && cache::keep_bound(pool, index) {
+                return;
+            }
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { Pool::release_slot_slow(pool, index) };
+    }
+
+    /// [`release_slot`](Self::release_slot) past its fast path: binds a magazine (or
+    /// flushes a full one) if the pool has a cache budget and no hint is set; a closed
+    /// pool's slots bypass the magazines, so its storage is not held back, and so do slots
+    /// of a pool someone waits for (this thread's magazine of it is flushed too), so that
+    /// the waiter can have them. Else the slot returns to the shared list.
+    ///
+    /// # Safety
+    ///
+    /// As for [`release_slot`](Self::release_slot).
+    #[inline(never)]
+    unsafe fn release_slot_slow(pool: NonNull<Pool>, index: u32) {
+        #[cfg(not(loom))]
+        {
+            let p = pool.as_ptr();
+            // SAFETY: the pool is alive (see `release_slot`). `magazine_quota` is
+            // immutable.
+            let (quota, skip) = unsafe { ((*p).magazine_quota, &(*p).skip_cache) };
             if quota > 0 {
+                // Relaxed: a hint, as in `release_slot`.
                 match skip.load(Ordering::Relaxed) {
                     // SAFETY: as above; the slot is free, unreturned and ours alone.
                     0 if unsafe { cache::keep(pool, index) } => return,
@@ -785,6 +853,55 @@ impl Drop for Pool {
 
 /// A heap allocation and the layout it was made with.
 type Block = (NonNull<u8>, Layout);
+
+/// Copies `n` bytes, `16 <= n <= 64`, with 16-byte moves: the first 16 and the last 16
+/// bytes, and for `n > 32` also the 16 after the first and the 16 before the last (the
+/// moves may overlap), as memcpy implementations do for short copies.
+///
+/// # Safety
+///
+/// `src` and `dst` must be valid for `n` bytes of reads and writes respectively, not
+/// overlapping, and `16 <= n <= 64`.
+#[inline(always)]
+unsafe fn copy_16_to_64(src: *const u8, dst: *mut u8, n: usize) {
+    debug_assert!((16..=64).contains(&n));
+    // SAFETY: every range read or written is `16` bytes starting at `0`, `16`, `n - 32`
+    // or `n - 16`, all within the first `n >= 16` bytes (the middle two only when
+    // `n > 32`), which the caller guarantees valid; the reads all happen before the
+    // writes, and unaligned reads and writes of `u128` are allowed.
+    unsafe {
+        let word = |at: usize| src.add(at).cast::<u128>().read_unaligned();
+        let (first, last) = (word(0), word(n - 16));
+        if n > 32 {
+            let (second, before_last) = (word(16), word(n - 32));
+            dst.add(16).cast::<u128>().write_unaligned(second);
+            dst.add(n - 32).cast::<u128>().write_unaligned(before_last);
+        }
+        dst.cast::<u128>().write_unaligned(first);
+        dst.add(n - 16).cast::<u128>().write_unaligned(last);
+    }
+}
+
+/// Copies an event's payload into its slot. Payloads of 16 to 64 bytes (most of the XS
+/// class) are copied inline with 16-byte unaligned moves, saving the call into the
+/// C library's `memcpy` and its size dispatch; the rest go to `copy_nonoverlapping`.
+///
+/// # Safety
+///
+/// `dst` must be valid for `payload.len()` bytes of writes and must not overlap
+/// `payload`.
+#[inline(always)]
+unsafe fn copy_payload(payload: &[u8], dst: NonNull<u8>) {
+    let (src, dst, n) = (payload.as_ptr(), dst.as_ptr(), payload.len());
+    if (16..=64).contains(&n) {
+        // SAFETY: `payload` is valid for `n` bytes of reads, `dst` for `n` bytes of
+        // writes (the caller), they do not overlap, and `16 <= n <= 64`.
+        unsafe { copy_16_to_64(src, dst, n) }
+    } else {
+        // SAFETY: as above.
+        unsafe { core::ptr::copy_nonoverlapping(src, dst, n) }
+    }
+}
 
 /// A zeroed, `CACHE_LINE`-aligned block of `bytes` bytes: the start of the data and the
 /// allocation to free later (`None` for zero bytes). `TooManyBytes` if the size

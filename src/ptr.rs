@@ -404,7 +404,7 @@ impl<T> Clone for RingPtr<T> {
 }
 
 impl<T> Drop for RingPtr<T> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         let header = self.header();
         if header.release_strong() {

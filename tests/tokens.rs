@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 
-use slotring::{EventAllocator, PoolId, RingBuffer, RingPtr, TokenError};
+use slotring::{AllocError, EventAllocator, PoolId, RingBuffer, RingPtr, TokenError};
 
 /// Fewer rounds under miri, which runs about a thousand times slower.
 const fn rounds(native: usize, miri: usize) -> usize {
@@ -206,7 +206,17 @@ fn clone_raw_races_the_last_from_raw_and_reuse() {
     };
     for i in 0..rounds {
         let round = i as u8;
-        let ev = alloc.allocate(&[round; 48], u32::from(round)).unwrap();
+        // Both slots may be out for a moment: the cloner's view of the last event holds
+        // one, and its release of it (on the cloner's thread, not ordered before this
+        // allocation) may not be visible here yet; a weak-memory interleaving in miri
+        // finds that. Retry until it is.
+        let ev = loop {
+            match alloc.allocate(&[round; 48], u32::from(round)) {
+                Ok(ev) => break ev,
+                Err(AllocError::PoolExhausted { .. }) => thread::yield_now(),
+                Err(err) => panic!("{err}"),
+            }
+        };
         let token = RingPtr::into_raw(ev).unwrap();
         mailbox.store(token, Ordering::Relaxed);
         for _ in 0..(i % 8) {

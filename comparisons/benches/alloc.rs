@@ -2,10 +2,15 @@
 //! group, on the same payloads. Run with `cargo bench -p slotring-comparisons --bench alloc`; HTML reports with
 //! plots land in `target/criterion/report/index.html`.
 //!
-//! Groups: allocate + read + drop per size class (vs `Box<[u8]>`, `Arc<[u8]>` and the
-//! atomic floor), clone + drop (vs `Arc`), a burst of 1,000 live events, allocation at
-//! 0/50/99 % occupancy, cross-thread hand-off and fan-out over crossbeam channels (vs
-//! `Arc<[u8]>` on the same channel), and the typed `RingBuffer::alloc` (vs `Box`).
+//! The global allocator of this benchmark is mimalloc, so `Box<[u8]>` and `Arc<[u8]>`
+//! here are the fastest general-purpose allocation users would pick instead; glibc's
+//! `malloc` is measured next to them through `std::alloc::System` (`GlibcBox`).
+//!
+//! Groups: allocate + read + drop per size class (vs `Box<[u8]>` and `Arc<[u8]>` on
+//! mimalloc, a `Box`-like on glibc, and the atomic floor), clone + drop (vs `Arc`), a burst
+//! of 1,000 live events, allocation at 0/50/99 % occupancy, cross-thread hand-off and
+//! fan-out over crossbeam channels (vs the same alternatives on the same channel), and the
+//! typed `RingBuffer::alloc` (vs `Box`).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -16,6 +21,10 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use crossbeam_channel::bounded;
 use slotring::{EventAllocator, PoolId, RingBuffer};
+use slotring_comparisons::GlibcBox;
+
+#[global_allocator]
+static MIMALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SIZES: [usize; 5] = [48, 200, 900, 3072, 12288];
 
@@ -30,16 +39,30 @@ fn alloc_read_drop(c: &mut Criterion) {
                 black_box(ev[len / 2])
             })
         });
-        group.bench_with_input(BenchmarkId::new("Box<[u8]>", len), &payload, |b, p| {
+        group.bench_with_input(
+            BenchmarkId::new("Box<[u8]> (mimalloc)", len),
+            &payload,
+            |b, p| {
+                b.iter(|| {
+                    let ev: Box<[u8]> = Box::from(black_box(&p[..]));
+                    black_box(ev[len / 2])
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("Arc<[u8]> (mimalloc)", len),
+            &payload,
+            |b, p| {
+                b.iter(|| {
+                    let ev: Arc<[u8]> = Arc::from(black_box(&p[..]));
+                    black_box(ev[len / 2])
+                })
+            },
+        );
+        group.bench_with_input(BenchmarkId::new("Box (glibc)", len), &payload, |b, p| {
             b.iter(|| {
-                let ev: Box<[u8]> = Box::from(black_box(&p[..]));
-                black_box(ev[len / 2])
-            })
-        });
-        group.bench_with_input(BenchmarkId::new("Arc<[u8]>", len), &payload, |b, p| {
-            b.iter(|| {
-                let ev: Arc<[u8]> = Arc::from(black_box(&p[..]));
-                black_box(ev[len / 2])
+                let ev = GlibcBox::new(black_box(&p[..]));
+                black_box(ev.get(len / 2))
             })
         });
     }
@@ -76,14 +99,14 @@ fn burst(c: &mut Criterion) {
         })
     });
     let mut boxes: Vec<Box<[u8]>> = Vec::with_capacity(1000);
-    group.bench_function("Box<[u8]>", |b| {
+    group.bench_function("Box<[u8]> (mimalloc)", |b| {
         b.iter(|| {
             boxes.extend((0..1000).map(|_| Box::from(&payload[..])));
             boxes.clear();
         })
     });
     let mut arcs: Vec<Arc<[u8]>> = Vec::with_capacity(1000);
-    group.bench_function("Arc<[u8]>", |b| {
+    group.bench_function("Arc<[u8]> (mimalloc)", |b| {
         b.iter(|| {
             arcs.extend((0..1000).map(|_| Arc::from(&payload[..])));
             arcs.clear();
@@ -195,8 +218,14 @@ fn cross_thread(c: &mut Criterion) {
     group.bench_function("slotring", |b| {
         b.iter_custom(|iters| hand_off(iters, || alloc.allocate(&payload, 1).unwrap()))
     });
-    group.bench_function("Arc<[u8]>", |b| {
+    group.bench_function("Box<[u8]> (mimalloc)", |b| {
+        b.iter_custom(|iters| hand_off(iters, || Box::<[u8]>::from(&payload[..])))
+    });
+    group.bench_function("Arc<[u8]> (mimalloc)", |b| {
         b.iter_custom(|iters| hand_off(iters, || Arc::<[u8]>::from(&payload[..])))
+    });
+    group.bench_function("Box (glibc)", |b| {
+        b.iter_custom(|iters| hand_off(iters, || GlibcBox::new(&payload)))
     });
     group.finish();
 
@@ -205,7 +234,7 @@ fn cross_thread(c: &mut Criterion) {
     group.bench_function("slotring", |b| {
         b.iter_custom(|iters| fan_out(iters, || alloc.allocate(&payload, 1).unwrap()))
     });
-    group.bench_function("Arc<[u8]>", |b| {
+    group.bench_function("Arc<[u8]> (mimalloc)", |b| {
         b.iter_custom(|iters| fan_out(iters, || Arc::<[u8]>::from(&payload[..])))
     });
     group.finish();
@@ -220,12 +249,31 @@ fn typed(c: &mut Criterion) {
             black_box(p[3])
         })
     });
-    group.bench_function("Box::new", |b| {
+    group.bench_function("Box::new (mimalloc)", |b| {
         b.iter(|| {
             let p = Box::new(black_box([7u64; 8]));
             black_box(p[3])
         })
     });
+    group.finish();
+}
+
+/// The cost of `stats()`, which reads every slot once: linear in the capacity.
+fn stats_scan(c: &mut Criterion) {
+    let mut group = c.benchmark_group("stats_scan");
+    for slots in [1_000usize, 100_000, 1_000_000] {
+        let alloc = EventAllocator::builder()
+            .capacities([slots, 0, 0, 0, 0])
+            .build()
+            .unwrap();
+        let held: Vec<_> = (0..slots / 2)
+            .map(|_| alloc.try_allocate(&[0; 48], 0).unwrap())
+            .collect();
+        group.bench_function(BenchmarkId::new("EventAllocator::stats", slots), |b| {
+            b.iter(|| black_box(alloc.stats()))
+        });
+        drop(held);
+    }
     group.finish();
 }
 
@@ -239,6 +287,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = alloc_read_drop, clone_drop, burst, occupancy, release_paths, cross_thread, typed
+    targets = alloc_read_drop, clone_drop, burst, occupancy, release_paths, cross_thread, typed, stats_scan
 }
 criterion_main!(benches);
