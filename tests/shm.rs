@@ -336,12 +336,12 @@ fn files_that_are_not_whole_segments_are_refused() {
         ShmError::Truncated { len, needed } if len == half as u64 && needed == bytes.len() as u64
     ));
     let mut newer = bytes.clone();
-    newer[8..12].copy_from_slice(&2u32.to_le_bytes());
+    newer[8..12].copy_from_slice(&3u32.to_le_bytes());
     assert!(matches!(
         try_bytes(&newer),
         ShmError::UnsupportedVersion {
-            found: 2,
-            supported: 1
+            found: 3,
+            supported: 2
         }
     ));
     let mut bent = bytes.clone();

@@ -20,7 +20,7 @@
 /// `b"SLOTRING"` as a little-endian `u64`: the first word of every segment, written last.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SLOTRING");
 /// The format version this build reads and writes.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 /// At most this many size classes.
 pub(crate) const MAX_CLASSES: usize = 8;
 /// At most this many processes attached at once (one bit each in a slot's state word).
@@ -66,8 +66,7 @@ pub(crate) const META_LEN: usize = 12; // u32
 pub(crate) const META_TYPE: usize = 16; // u32
 
 // Process-table entry.
-pub(crate) const PROC_OWNER: usize = 0; // u64
-pub(crate) const PROC_START: usize = 8; // u64
+pub(crate) const PROC_OWNER: usize = 0; // u64; the entry's lock byte is the line's first
 
 const _: () = assert!(HEADER_SIZE % LINE == 0);
 const _: () = assert!(OFF_HEADS % LINE == 0);

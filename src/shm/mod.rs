@@ -101,7 +101,9 @@
 //!   table entry. Open the segment anew in the child (or `exec` first, as the examples
 //!   do).
 
+mod entry;
 mod layout;
+mod liveness;
 mod local;
 mod process;
 mod protocol;
@@ -115,7 +117,9 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use self::entry::EntryLocks;
 use self::layout::{ClassSpec, HEADER_SIZE, Layout, MAX_PROCESSES, ShmToken};
+use self::liveness::OfdLocks;
 use self::local::{Acquired, LocalCount};
 use self::segment::Segment;
 use crate::allocator::DEFAULT_CAPACITIES;
@@ -195,6 +199,9 @@ pub enum ShmError {
     StaleToken,
     /// The token does not name a slot of this segment.
     ForeignToken,
+    /// The attachment was inherited through `fork`: it belongs to the parent process.
+    /// Open the segment anew in the child.
+    Forked,
 }
 
 impl fmt::Display for ShmError {
@@ -236,6 +243,9 @@ impl fmt::Display for ShmError {
                 f.write_str("the token's slot was released since the token was made")
             }
             ShmError::ForeignToken => f.write_str("the token does not name a slot of this segment"),
+            ShmError::Forked => {
+                f.write_str("the attachment belongs to the parent process (inherited through fork)")
+            }
         }
     }
 }
@@ -529,22 +539,33 @@ struct Inner {
     /// This attachment's process-table entry and its mask bit.
     entry: u32,
     bit: u32,
-    /// This process's id (recorded as the recoverer).
+    /// The id of the process that made the attachment, and the fork epoch then: a
+    /// forked child that inherited the attachment sees another epoch (or pid).
     pid: u32,
+    epoch: u64,
     /// The segment tag carried in tokens.
     tag: u32,
     /// Handles this attachment holds, per global slot index.
     local: Box<[LocalCount]>,
+    /// The entry locks, through this attachment's own open of the file: its entry's is
+    /// held from `attach` to `drop` (its liveness, `liveness.rs`).
+    locks: Box<dyn EntryLocks>,
+    /// One recovery at a time through `locks` (threads share the description's locks).
+    recovering: std::sync::Mutex<()>,
     path: Option<PathBuf>,
     _memory: Memory,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if liveness::inherited_by(self.epoch, self.pid) {
+            // A forked child's copy: the entry, its holds and its lock are the parent's.
+            return;
+        }
         // Every handle is gone (each slot this process holds owns a strong count of us),
-        // so no bit of ours is set; `detach` clears any that are anyway and frees the
-        // entry.
-        self.seg.detach(self.entry);
+        // so no bit of ours is set; `detach` clears any that are anyway, frees the
+        // entry and unlocks it.
+        self.seg.detach(self.entry, &*self.locks);
     }
 }
 
@@ -552,18 +573,15 @@ impl Inner {
     fn attach(
         seg: Segment,
         memory: Memory,
+        locks: Box<dyn EntryLocks>,
         path: Option<PathBuf>,
-        pid: u32,
-        start: u64,
     ) -> Result<Arc<Self>, ShmError> {
-        let entry = match seg.attach(pid, start) {
-            Some(entry) => entry,
-            None => {
-                seg.recover(pid, &process::is_alive);
-                seg.attach(pid, start).ok_or(ShmError::ProcessTableFull {
-                    max: seg.layout().processes,
-                })?
-            }
+        let pid = process::current_pid();
+        let epoch = liveness::fork_epoch();
+        let Some((entry, _)) = seg.attach(&*locks, pid)? else {
+            return Err(ShmError::ProcessTableFull {
+                max: seg.layout().processes,
+            });
         };
         let local = (0..seg.layout().slots).map(|_| LocalCount::new()).collect();
         let tag = (seg.segment_id() as u32) & ShmToken::TAG_MASK;
@@ -572,8 +590,11 @@ impl Inner {
             entry,
             bit: 1 << entry,
             pid,
+            epoch,
             tag,
             local,
+            locks,
+            recovering: std::sync::Mutex::new(()),
             path,
             _memory: memory,
         }))
@@ -826,13 +847,8 @@ impl ShmAllocator {
                 return Err(e);
             }
         };
-        let inner = Inner::attach(
-            seg,
-            Memory::Mapped(map),
-            Some(path),
-            pid,
-            process::start_time(pid),
-        )?;
+        let locks = Box::new(OfdLocks::new(file, seg.layout().proc_table));
+        let inner = Inner::attach(seg, Memory::Mapped(map), locks, Some(path))?;
         Ok(Self { inner })
     }
 
@@ -886,14 +902,10 @@ impl ShmAllocator {
         // long as the segment (both move into one `Inner`); every process accesses the
         // header and metadata atomically (trust model in the module docs).
         let seg = unsafe { Segment::open(base, len) }?;
-        let pid = process::current_pid();
-        let inner = Inner::attach(
-            seg,
-            Memory::Mapped(map),
-            Some(path),
-            pid,
-            process::start_time(pid),
-        )?;
+        // The descriptor stays open (close-on-exec, as std opens every file) for the
+        // attachment's life: its entry lock is its liveness.
+        let locks = Box::new(OfdLocks::new(file, seg.layout().proc_table));
+        let inner = Inner::attach(seg, Memory::Mapped(map), locks, Some(path))?;
         let shm = Self { inner };
         shm.recover();
         Ok(shm)
@@ -952,6 +964,9 @@ impl ShmAllocator {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn allocate(&self, payload: &[u8], event_type: u32) -> Result<ShmPtr, ShmError> {
+        if liveness::forked_since(self.inner.epoch) {
+            return Err(ShmError::Forked);
+        }
         let classes = &self.inner.seg.layout().classes;
         let len = payload.len();
         let Some(first) = classes.iter().position(|c| c.slot_size as usize >= len) else {
@@ -998,6 +1013,9 @@ impl ShmAllocator {
     pub fn from_token(&self, token: u64) -> Result<ShmPtr, ShmError> {
         let t = ShmToken::decode(token);
         let inner = &self.inner;
+        if liveness::forked_since(inner.epoch) {
+            return Err(ShmError::Forked);
+        }
         let layout = inner.seg.layout();
         if t.tag != inner.tag {
             return Err(ShmError::ForeignToken);
@@ -1054,7 +1072,16 @@ impl ShmAllocator {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recover(&self) -> RecoveryReport {
-        let r = self.inner.seg.recover(self.inner.pid, &process::is_alive);
+        let inner = &self.inner;
+        if liveness::inherited_by(inner.epoch, inner.pid) {
+            // The locks are the parent's: through them every entry would look dead.
+            return RecoveryReport::default();
+        }
+        let _one_at_a_time = inner
+            .recovering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let r = inner.seg.recover(inner.entry, &*inner.locks);
         RecoveryReport {
             processes: r.processes,
             holds: r.holds,
@@ -1399,7 +1426,13 @@ impl Drop for ShmPtr {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: our hold keeps the attachment alive until this call's end.
-        let last = unsafe { self.inner.as_ref() }.release(self.global, self.class as usize);
+        let inner = unsafe { self.inner.as_ref() };
+        if liveness::forked_since(inner.epoch) {
+            // Inherited through `fork`: the hold is the parent's, not ours to release
+            // (and the attachment's count stays, so the child never detaches it).
+            return;
+        }
+        let last = inner.release(self.global, self.class as usize);
         if last {
             // SAFETY: the process's hold owned this strong count (see the field docs);
             // the pointer came from `Arc::as_ptr`, and nothing of the attachment is used

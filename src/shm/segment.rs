@@ -22,33 +22,25 @@
 //!
 //! # Process table entry
 //!
-//! `owner` is 0 (free), `ATTACHED | nonce << 32 | pid` or
-//! `RECOVERING | nonce << 32 | pid of the recoverer`; `start` is the attached process's
-//! start time (0 if unknown), used to tell a reused pid from the original process. The
-//! nonce (24 random bits, new for every claim of the entry) makes each owner word name
-//! one claim: a recoverer that checked a dead owner and then compare-exchanges the word
-//! fails if the entry was freed and claimed again meanwhile, even by a process that got
-//! the same pid (without it, that recoverer would clear the new process's bits).
+//! `owner` is 0 (free) or `ATTACHED | pid` (the pid only for people reading the file:
+//! nothing trusts it). Whether the attachment is alive is not in the mapping at all: it
+//! is the entry's lock (`liveness.rs`), held by the attachment for its whole life. The
+//! owner word and the entry's holds are changed only by whoever holds that lock: the
+//! attachment itself, or a recoverer or attacher that took the lock of a dead one. So
+//! the owner word cannot change under a recoverer, and an entry whose recoverer died
+//! mid-way is simply recovered again (clearing holds is idempotent).
 
 use core::ptr::NonNull;
 
 use super::ShmError;
+use super::entry::{self, EntryLocks};
 use super::layout::*;
 use super::protocol::{self, generation_of, mask_of};
 use crate::free_list::FreeList;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
-const KIND_SHIFT: u32 = 56;
-const ATTACHED: u64 = 1 << KIND_SHIFT;
-const RECOVERING: u64 = 2 << KIND_SHIFT;
-const KIND_MASK: u64 = 0xFF << KIND_SHIFT;
-const NONCE_SHIFT: u32 = 32;
-const NONCE_MASK: u64 = (1 << (KIND_SHIFT - NONCE_SHIFT)) - 1;
-
-/// An owner word of `kind` for `pid`, with a fresh nonce (table entry docs above).
-fn owner_word(kind: u64, pid: u32) -> u64 {
-    kind | ((super::process::nonce() & NONCE_MASK) << NONCE_SHIFT) | u64::from(pid)
-}
+/// The owner word of an attached entry, with the pid in the low half.
+const ATTACHED: u64 = 1 << 56;
 
 /// What a free-list walk reads for a link that points outside the class: the end of the
 /// list. The popped index is then refused as corrupted.
@@ -278,7 +270,7 @@ impl Segment {
     }
 
     #[inline]
-    fn state(&self, global: u32) -> &AtomicU64 {
+    pub(crate) fn state(&self, global: u32) -> &AtomicU64 {
         self.u64_at(self.meta(global) + META_STATE)
     }
 
@@ -290,11 +282,6 @@ impl Segment {
     fn owner(&self, entry: u32) -> &AtomicU64 {
         assert!(entry < self.layout.processes);
         self.u64_at(self.layout.proc_table + entry as usize * LINE + PROC_OWNER)
-    }
-
-    fn start(&self, entry: u32) -> &AtomicU64 {
-        assert!(entry < self.layout.processes);
-        self.u64_at(self.layout.proc_table + entry as usize * LINE + PROC_START)
     }
 
     /// The first payload byte of slot `index` of `class` (both in range).
@@ -394,83 +381,53 @@ impl Segment {
 
     // ---- processes ----
 
-    /// Claims a free process-table entry for `pid`; returns its index.
-    pub(crate) fn attach(&self, pid: u32, start: u64) -> Option<u32> {
-        let word = owner_word(ATTACHED, pid);
-        (0..self.layout.processes).find(|&entry| {
-            let claimed = self
-                .owner(entry)
-                .compare_exchange(
-                    0,
-                    word,
-                    // Acquire: pairs with the Release store of 0 in `detach` or at the
-                    // end of a recovery, so the former occupant's cleared bits are
-                    // visible before we hold anything under this entry's bit.
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                )
-                .is_ok();
-            if claimed {
-                // Relaxed: a recoverer that reads 0 here falls back to a pid check,
-                // which is conservative (a live pid is never taken for dead).
-                self.start(entry).store(start, Ordering::Relaxed);
+    /// Claims a process-table entry for `pid`: the first whose lock `locks` can take.
+    /// An entry left by a dead attachment (owner word set, lock free) is recovered on
+    /// the way. Returns the entry and what was recovered; `None` if every entry's lock
+    /// is held.
+    pub(crate) fn attach(
+        &self,
+        locks: &dyn EntryLocks,
+        pid: u32,
+    ) -> Result<Option<(u32, Recovered)>, ShmError> {
+        for entry in 0..self.layout.processes {
+            let mut report = Recovered::default();
+            let word = ATTACHED | u64::from(pid);
+            let claimed = entry::claim(self.owner(entry), locks, entry, word, || {
+                report = self.clear_holds(entry);
+                report.processes = 1;
+            })?;
+            if claimed.is_some() {
+                return Ok(Some((entry, report)));
             }
-            claimed
-        })
+        }
+        Ok(None)
     }
 
-    /// Releases `entry` after clearing every bit it still holds.
-    pub(crate) fn detach(&self, entry: u32) -> Recovered {
-        let report = self.clear_holds(entry);
-        // Relaxed: ordered before the Release store below.
-        self.start(entry).store(0, Ordering::Relaxed);
-        // Release: pairs with the Acquire in `attach`.
-        self.owner(entry).store(0, Ordering::Release);
+    /// Releases `entry` after clearing every bit it still holds; the caller holds the
+    /// entry's lock through `locks` and gives it up here.
+    pub(crate) fn detach(&self, entry: u32, locks: &dyn EntryLocks) -> Recovered {
+        let mut report = Recovered::default();
+        entry::release(self.owner(entry), locks, entry, || {
+            report = self.clear_holds(entry);
+        });
         report
     }
 
-    /// Clears the holds of every entry whose process is gone (`alive(pid, start)` is
-    /// false) and frees the slots they held last. `me` is the caller's pid, recorded as
-    /// the recoverer. Safe to run concurrently with live processes and other recoverers.
-    pub(crate) fn recover(&self, me: u32, alive: &dyn Fn(u32, u64) -> bool) -> Recovered {
+    /// Clears the holds of every entry whose attachment is gone (its lock can be taken
+    /// through `locks`) and frees the slots they held last. `mine` is the caller's own
+    /// entry (whose lock `locks` already holds). Safe to run concurrently with live
+    /// processes and other recoverers, but not from two threads through one `locks`
+    /// (they would share the locks: the caller serialises).
+    pub(crate) fn recover(&self, mine: u32, locks: &dyn EntryLocks) -> Recovered {
         let mut total = Recovered::default();
-        for entry in 0..self.layout.processes {
-            let owner = self.owner(entry);
-            // Acquire: pairs with the claiming CAS, so `start` is read after it.
-            let word = owner.load(Ordering::Acquire);
-            let pid = word as u32;
-            // Relaxed: see `attach`.
-            let start = self.start(entry).load(Ordering::Relaxed);
-            let dead = match word & KIND_MASK {
-                ATTACHED => !alive(pid, start),
-                // A recoverer is checked by pid alone (its start is not recorded).
-                RECOVERING => !alive(pid, 0),
-                // Free, or an owner word this version never writes: leave it alone, as
-                // clearing a live process's bits would free slots it still reads.
-                _ => false,
-            };
-            if !dead {
-                continue;
-            }
-            let mine = owner_word(RECOVERING, me);
-            // Acquire: as in `attach`; only one recoverer wins each dead owner word, and
-            // it fails if the entry was freed and claimed again since we read `word`
-            // (the claim's nonce differs, even if its pid is the same).
-            if owner
-                .compare_exchange(word, mine, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-            {
-                continue;
-            }
-            let report = self.clear_holds(entry);
-            total.processes += 1;
-            total.holds += report.holds;
-            total.slots_freed += report.slots_freed;
-            // Relaxed: ordered before the Release CAS below.
-            self.start(entry).store(0, Ordering::Relaxed);
-            // Release: pairs with the Acquire in `attach`. A CAS, not a store: if our
-            // own pid was taken for dead meanwhile, another recoverer owns the entry now.
-            let _ = owner.compare_exchange(mine, 0, Ordering::Release, Ordering::Relaxed);
+        for entry in (0..self.layout.processes).filter(|&e| e != mine) {
+            entry::recover(self.owner(entry), locks, entry, || {
+                let report = self.clear_holds(entry);
+                total.processes += 1;
+                total.holds += report.holds;
+                total.slots_freed += report.slots_freed;
+            });
         }
         total
     }
