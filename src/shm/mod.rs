@@ -199,6 +199,14 @@ pub enum ShmError {
     StaleToken,
     /// The token does not name a slot of this segment.
     ForeignToken,
+    /// [`ShmAllocator::open`] refused a file that another local user could have made or
+    /// can write: a symbolic link, a file owned by another user, or one writable by
+    /// other users or (unless [`ShmOpenOptions::shared_group`] names its group) by its
+    /// group.
+    Untrusted {
+        /// What is wrong with the file.
+        reason: &'static str,
+    },
     /// The attachment was inherited through `fork`: it belongs to the parent process.
     /// Open the segment anew in the child.
     Forked,
@@ -243,6 +251,9 @@ impl fmt::Display for ShmError {
                 f.write_str("the token's slot was released since the token was made")
             }
             ShmError::ForeignToken => f.write_str("the token does not name a slot of this segment"),
+            ShmError::Untrusted { reason } => {
+                write!(f, "refusing to open the segment file: {reason}")
+            }
             ShmError::Forked => {
                 f.write_str("the attachment belongs to the parent process (inherited through fork)")
             }
@@ -284,6 +295,7 @@ pub struct ShmOptions {
     classes: Vec<(usize, usize)>,
     processes: usize,
     replace: bool,
+    group: Option<u32>,
 }
 
 impl Default for ShmOptions {
@@ -296,6 +308,7 @@ impl Default for ShmOptions {
                 .collect(),
             processes: MAX_PROCESSES as usize,
             replace: false,
+            group: None,
         }
     }
 }
@@ -377,6 +390,31 @@ impl ShmOptions {
         self
     }
 
+    /// Creates the file for a group of users: group `gid`, mode 0660 (default: mode
+    /// 0600, this user only). Processes of other users open it with
+    /// [`ShmOpenOptions::shared_group`] naming the same group.
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOpenOptions, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-group-{}", std::process::id()));
+    /// // SAFETY: `getegid` has no preconditions.
+    /// let gid = unsafe { libc::getegid() };
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().shared_group(gid).replace_existing(true))?;
+    /// // Group-writable: a plain open refuses it, an open naming the group accepts it.
+    /// assert!(ShmAllocator::open(&path).is_err());
+    /// let peer = ShmAllocator::open_with(&path, &ShmOpenOptions::default().shared_group(gid))?;
+    /// # drop((peer, shm));
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn shared_group(mut self, gid: u32) -> Self {
+        self.group = Some(gid);
+        self
+    }
+
     fn specs(&self) -> Result<(Vec<ClassSpec>, u32), ShmError> {
         let too_big = ShmError::InvalidOptions {
             what: "a slot size or capacity does not fit in 32 bits",
@@ -397,6 +435,58 @@ impl ShmOptions {
             .collect::<Result<Vec<_>, ShmError>>()?;
         let processes = u32::try_from(self.processes).map_err(|_| too_big)?;
         Ok((specs, processes))
+    }
+}
+
+/// Whom [`ShmAllocator::open_with`] trusts besides this user.
+///
+/// By default a segment file must be owned by the effective user and writable by
+/// nobody else (mode 0600 or stricter: no group or other write bit), so another local
+/// user cannot plant a segment at the path and rewrite live payloads.
+///
+/// ```
+/// use slotring::shm::ShmOpenOptions;
+/// let trusting_staff = ShmOpenOptions::default().shared_group(50);
+/// # let _ = trusting_staff;
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShmOpenOptions {
+    group: Option<u32>,
+}
+
+impl ShmOpenOptions {
+    /// Also accepts a file of group `gid` (any owner), writable by that group: every
+    /// member of the group is trusted like this user. Files writable by other users are
+    /// still refused.
+    ///
+    /// ```
+    /// use slotring::shm::ShmOpenOptions;
+    /// let options = ShmOpenOptions::default().shared_group(1000);
+    /// # let _ = options;
+    /// ```
+    #[must_use]
+    pub fn shared_group(mut self, gid: u32) -> Self {
+        self.group = Some(gid);
+        self
+    }
+
+    /// Refuses a file this user should not trust (see the type's docs).
+    fn check(&self, meta: &std::fs::Metadata) -> Result<(), ShmError> {
+        use std::os::unix::fs::MetadataExt;
+        let untrusted = |reason| Err(ShmError::Untrusted { reason });
+        let mode = meta.mode();
+        let group_trusted = self.group == Some(meta.gid());
+        if mode & 0o002 != 0 {
+            return untrusted("the file is writable by every user");
+        }
+        // SAFETY: `geteuid` has no preconditions and cannot fail.
+        if meta.uid() != unsafe { libc::geteuid() } && !group_trusted {
+            return untrusted("the file is owned by another user");
+        }
+        if mode & 0o020 != 0 && !group_trusted {
+            return untrusted("the file is writable by its group");
+        }
+        Ok(())
     }
 }
 
@@ -545,6 +635,9 @@ struct Inner {
     epoch: u64,
     /// The segment tag carried in tokens.
     tag: u32,
+    /// XORed into the generation a token carries (the segment id's upper half), so a
+    /// token of another segment whose tag collides decodes to a random generation.
+    key: u32,
     /// Handles this attachment holds, per global slot index.
     local: Box<[LocalCount]>,
     /// The entry locks, through this attachment's own open of the file: its entry's is
@@ -585,6 +678,7 @@ impl Inner {
         };
         let local = (0..seg.layout().slots).map(|_| LocalCount::new()).collect();
         let tag = (seg.segment_id() as u32) & ShmToken::TAG_MASK;
+        let key = (seg.segment_id() >> 32) as u32;
         Ok(Arc::new(Self {
             seg,
             entry,
@@ -592,6 +686,7 @@ impl Inner {
             pid,
             epoch,
             tag,
+            key,
             local,
             locks,
             recovering: std::sync::Mutex::new(()),
@@ -822,6 +917,10 @@ impl ShmAllocator {
             .mode(0o600)
             .open(&tmp)?;
         let built = (|| {
+            if let Some(gid) = options.group {
+                std::os::unix::fs::fchown(&file, None, Some(gid))?;
+                file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o660))?;
+            }
             file.set_len(layout.total as u64)?;
             reserve(&file, layout.total)?;
             let (map, base) = map(&file, layout.total)?;
@@ -881,12 +980,51 @@ impl ShmAllocator {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ShmError> {
+        Self::open_with(path, &ShmOpenOptions::default())
+    }
+
+    /// [`open`](Self::open), trusting what `options` says besides this user (a shared
+    /// group).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOpenOptions, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-openwith-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().replace_existing(true))?;
+    /// // A file of this user, mode 0600: trusted with or without a shared group.
+    /// let again = ShmAllocator::open_with(&path, &ShmOpenOptions::default().shared_group(0))?;
+    /// # drop((again, shm));
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_with(path: impl AsRef<Path>, options: &ShmOpenOptions) -> Result<Self, ShmError> {
         let path = resolve(path.as_ref());
-        let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        let file = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            // A symbolic link at the path is refused, not followed.
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Ok(file) => file,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(ShmError::Untrusted {
+                    reason: "the path is a symbolic link",
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // `fstat` of the descriptor we map: no race with a file swapped at the path.
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(ShmError::NotASegment);
         }
+        options.check(&meta)?;
         let len = meta.len();
         if len < HEADER_SIZE as u64 {
             return Err(ShmError::Truncated {
@@ -1028,7 +1166,8 @@ impl ShmAllocator {
             return Err(ShmError::ForeignToken);
         }
         let global = c.first + t.index;
-        if !Inner::acquire(inner, global, t.generation, class) {
+        let generation = t.generation ^ inner.key;
+        if !Inner::acquire(inner, global, generation, class) {
             return Err(ShmError::StaleToken);
         }
         let (len, _) = inner.seg.len_and_type(global);
@@ -1045,7 +1184,7 @@ impl ShmAllocator {
             inner: attachment_ptr(inner),
             data: inner.seg.payload(class, t.index),
             global,
-            generation: t.generation,
+            generation,
             len,
             class: class as u8,
         })
@@ -1305,7 +1444,7 @@ impl ShmPtr {
     pub fn to_token(&self) -> u64 {
         let first = self.inner().seg.layout().classes[self.class as usize].first;
         ShmToken {
-            generation: self.generation,
+            generation: self.generation ^ self.inner().key,
             tag: self.inner().tag,
             class: u32::from(self.class),
             index: self.global - first,
