@@ -30,6 +30,7 @@ fn main() {
             "zombie-main" => holder(&path, Mode::MainThreadExits),
             "exec" => holder(&path, Mode::Exec),
             "idle" => idle(),
+            "create-loop" => create_loop(&path),
             other => panic!("unknown role {other}"),
         }
         return;
@@ -46,6 +47,10 @@ fn main() {
     run("a holder in another pid namespace is alive", pid_namespace);
     run("exec releases the holds of the old program", exec_releases);
     run("a killed holder is recovered", killed_holder);
+    run(
+        "a create killed midway leaves nothing behind",
+        killed_creates,
+    );
 }
 
 /// Runs one scenario (all, or those whose name contains `SLOTRING_LIVENESS_ONLY`).
@@ -141,6 +146,18 @@ fn serve(ev: &ShmPtr) {
             "check" => say(&format!("payload {}", String::from_utf8_lossy(ev))),
             other => say(&format!("error unknown command {other}")),
         }
+    }
+}
+
+/// Creates (replacing) a 16 MiB segment at `path` again and again, until killed.
+fn create_loop(path: &Path) {
+    let options = ShmOptions::default()
+        .classes(&[(16384, 1024)])
+        .max_processes(2)
+        .replace_existing(true);
+    say("creating");
+    loop {
+        drop(ShmAllocator::create(path, options.clone()).expect("create"));
     }
 }
 
@@ -357,4 +374,38 @@ fn forked_child() {
     assert_eq!(twin.payload(), b"parent's");
     drop((ev, twin, others));
     assert_eq!(shm.stats().in_use(), 0);
+}
+
+fn killed_creates() {
+    let dir =
+        std::env::temp_dir().join(format!("slotring-liveness-{}-creates", std::process::id()));
+    let dir = if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm").join(dir.file_name().unwrap())
+    } else {
+        dir
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("seg");
+    // Kill moments spread over the create loop's cycle (a pseudo-random walk).
+    let mut delay = u64::from(std::process::id()) % 7;
+    for _ in 0..8 {
+        let mut helper = Helper::own("create-loop", &path);
+        assert_eq!(helper.answer(), "creating");
+        delay = (delay * 5 + 3) % 23;
+        std::thread::sleep(std::time::Duration::from_millis(2 + delay));
+        helper.child.kill().unwrap();
+        helper.child.wait().unwrap();
+    }
+    // The next create in the directory sweeps what a kill could leave named (a complete
+    // file between its link and its rename).
+    let options = ShmOptions::default()
+        .classes(&[(64, 1)])
+        .replace_existing(true);
+    drop(ShmAllocator::create(&path, options).unwrap());
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(names, ["seg"], "a killed create left files behind");
 }

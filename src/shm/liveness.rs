@@ -53,26 +53,32 @@ impl OfdLocks {
 
     fn fcntl(&self, entry: u32, kind: libc::c_int) -> io::Result<bool> {
         let start = self.first + u64::from(entry) * super::layout::LINE as u64;
-        let start = libc::off_t::try_from(start)
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: `flock` is a plain C struct for which all-zero bytes are a valid value.
-        let mut lock: libc::flock = unsafe { core::mem::zeroed() };
-        lock.l_type = kind as libc::c_short;
-        lock.l_whence = libc::SEEK_SET as libc::c_short;
-        lock.l_start = start;
-        lock.l_len = 1;
-        // `l_pid` stays 0, as open-file-description locks require.
-        // SAFETY: `F_OFD_SETLK` reads one `flock` through the pointer, which is valid for
-        // the call; the descriptor is borrowed from `self.file`, open for the whole call.
-        let rc = unsafe { libc::fcntl(self.file.as_raw_fd(), libc::F_OFD_SETLK, &lock) };
-        if rc == 0 {
-            return Ok(true);
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EAGAIN | libc::EACCES) => Ok(false),
-            _ => Err(err),
-        }
+        lock_byte(&self.file, start, kind)
+    }
+}
+
+/// Sets (`F_WRLCK`) or clears (`F_UNLCK`) an open-file-description lock on byte
+/// `offset` of `file` without waiting: `Ok(false)` if another description holds it.
+pub(crate) fn lock_byte(file: &File, offset: u64, kind: libc::c_int) -> io::Result<bool> {
+    let start =
+        libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `flock` is a plain C struct for which all-zero bytes are a valid value.
+    let mut lock: libc::flock = unsafe { core::mem::zeroed() };
+    lock.l_type = kind as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = start;
+    lock.l_len = 1;
+    // `l_pid` stays 0, as open-file-description locks require.
+    // SAFETY: `F_OFD_SETLK` reads one `flock` through the pointer, which is valid for the
+    // call; the descriptor is borrowed from `file`, open for the whole call.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &lock) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EAGAIN | libc::EACCES) => Ok(false),
+        _ => Err(err),
     }
 }
 

@@ -105,6 +105,7 @@ mod entry;
 mod layout;
 mod liveness;
 mod local;
+mod new_file;
 mod process;
 mod protocol;
 mod segment;
@@ -904,48 +905,36 @@ impl ShmAllocator {
         let name = path.file_name().ok_or(ShmError::InvalidOptions {
             what: "the path has no file name",
         })?;
-        let pid = process::current_pid();
-        let tmp = dir.join(format!(
-            ".{}.{pid}.{:016x}.tmp",
-            name.to_string_lossy(),
-            process::random_id()
-        ));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        new_file::sweep_stale(&dir, name);
+        let mut new = new_file::NewFile::begin(&dir, name)?;
         let built = (|| {
+            let file = new.file();
             if let Some(gid) = options.group {
-                std::os::unix::fs::fchown(&file, None, Some(gid))?;
+                std::os::unix::fs::fchown(file, None, Some(gid))?;
                 file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o660))?;
             }
             file.set_len(layout.total as u64)?;
-            reserve(&file, layout.total)?;
-            let (map, base) = map(&file, layout.total)?;
+            reserve(file, layout.total)?;
+            let (map, base) = map(file, layout.total)?;
             // SAFETY: a fresh mapping of a file we just created and sized (zero-filled,
-            // page-aligned, `total` bytes), under a name nobody else opens; the mapping
-            // outlives the segment (both move into one `Inner`, the segment is detached
-            // in `Inner::drop` before the mapping field drops).
+            // page-aligned, `total` bytes), which nobody else can open yet (no name, or
+            // a hidden one); the mapping outlives the segment (both move into one
+            // `Inner`, the segment is detached in `Inner::drop` before the mapping
+            // field drops).
             let seg = unsafe {
                 Segment::create(base, layout.total, &specs, processes, process::random_id())
             }?;
-            if options.replace {
-                std::fs::rename(&tmp, &path)?;
-            } else {
-                std::fs::hard_link(&tmp, &path)?;
-                std::fs::remove_file(&tmp)?;
-            }
+            new.publish(&dir, &path, options.replace)?;
             Ok::<_, ShmError>((seg, map))
         })();
         let (seg, map) = match built {
             Ok(v) => v,
             Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
+                new.abandon();
                 return Err(e);
             }
         };
+        let file = new.finish();
         let locks = Box::new(OfdLocks::new(file, seg.layout().proc_table));
         let inner = Inner::attach(seg, Memory::Mapped(map), locks, Some(path))?;
         Ok(Self { inner })
