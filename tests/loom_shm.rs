@@ -49,7 +49,7 @@ use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use loom::thread;
 
 use local::{Acquired, LocalCount};
-use protocol::{activate, clear_bit, join, mask_of};
+use protocol::{activate, claim, clear_bit, join, mask_of};
 
 const A: u32 = 1 << 0;
 const B: u32 = 1 << 1;
@@ -354,5 +354,69 @@ fn a_process_dies_while_a_recoverer_probes() {
         assert!(early ^ late, "recovered exactly once");
         assert_eq!(owner.load(Ordering::Relaxed), 0);
         assert_eq!(slot.frees.load(Ordering::Relaxed), 1, "freed exactly once");
+    });
+}
+
+/// A slot handed to two claimers at once (an ABA of the free list) while a third
+/// process tries a stale token of its last life: exactly one claim wins, the stale join
+/// is refused, and only the winner writes the payload (loom reports a second writer).
+#[test]
+fn two_claimers_and_a_stale_join_race_for_one_free_slot() {
+    loom::model(|| {
+        let slot = Slot::new(protocol::pack(4, 0), 0);
+        let wins = Arc::new(AtomicU32::new(0));
+        let claimers: Vec<_> = [A, B]
+            .into_iter()
+            .map(|bit| {
+                let (s, w) = (slot.clone(), wins.clone());
+                thread::spawn(move || {
+                    if claim(&s.state) {
+                        w.fetch_add(1, Ordering::Relaxed);
+                        // SAFETY (model): the claim made the slot ours alone.
+                        s.payload.with_mut(|p| unsafe { *p = u64::from(bit) });
+                        activate(&s.state, bit);
+                    }
+                })
+            })
+            .collect();
+        // A token of generation 4 (the slot's last life): never joins the claimed or
+        // reused slot.
+        assert!(!join(&slot.state, 4, DEAD));
+        for c in claimers {
+            c.join().unwrap();
+        }
+        assert_eq!(wins.load(Ordering::Relaxed), 1, "exactly one claimer");
+        let state = slot.state.load(Ordering::Relaxed);
+        assert_eq!(protocol::generation_of(state), 5);
+        assert!(mask_of(state) == A || mask_of(state) == B);
+        assert_eq!(u64::from(mask_of(state)), slot.read());
+    });
+}
+
+/// The last holder frees a slot (clear, then the slot is pushed) while a claimer that
+/// popped it early (the ABA) tries to claim: the claim succeeds only after the free,
+/// and then the claimer's write is ordered after the holder's read.
+#[test]
+fn a_claim_races_the_last_release() {
+    loom::model(|| {
+        let slot = Slot::new(protocol::pack(2, A), 6);
+        let s2 = slot.clone();
+        let claimer = thread::spawn(move || {
+            if claim(&s2.state) {
+                // SAFETY (model): claimed; loom reports it if the holder's read below
+                // is not ordered before this write.
+                s2.payload.with_mut(|p| unsafe { *p = 1 });
+                activate(&s2.state, B);
+                true
+            } else {
+                false
+            }
+        });
+        assert_eq!(slot.read(), 6);
+        let last = clear_bit(&slot.state, A);
+        assert_eq!(last, Some(true));
+        let claimed = claimer.join().unwrap();
+        let mask = mask_of(slot.state.load(Ordering::Relaxed));
+        assert_eq!(mask, if claimed { B } else { 0 });
     });
 }

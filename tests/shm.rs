@@ -366,7 +366,7 @@ fn files_that_are_not_whole_segments_are_refused() {
         Err(ShmError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound
     ));
     assert!(matches!(
-        ShmAllocator::create(&other.0, ShmOptions::default().max_processes(33)),
+        ShmAllocator::create(&other.0, ShmOptions::default().max_processes(32)),
         Err(ShmError::InvalidOptions { .. })
     ));
     // replace_existing swaps in a new segment; the old file's tokens are foreign or

@@ -23,8 +23,9 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SLOTRING");
 pub(crate) const VERSION: u32 = 2;
 /// At most this many size classes.
 pub(crate) const MAX_CLASSES: usize = 8;
-/// At most this many processes attached at once (one bit each in a slot's state word).
-pub(crate) const MAX_PROCESSES: u32 = 32;
+/// At most this many processes attached at once (one bit each in a slot's state word;
+/// the word's top mask bit is the claimed marker).
+pub(crate) const MAX_PROCESSES: u32 = 31;
 /// At most this many slots per class (the index field of a token).
 pub(crate) const MAX_CAPACITY: u32 = 1 << INDEX_BITS;
 /// The largest slot size.
@@ -118,7 +119,7 @@ impl Layout {
             return Err(BadLayout("between 1 and 8 size classes are supported"));
         }
         if processes == 0 || processes > MAX_PROCESSES {
-            return Err(BadLayout("between 1 and 32 processes are supported"));
+            return Err(BadLayout("between 1 and 31 processes are supported"));
         }
         let mut previous = 0;
         for c in classes {
@@ -240,7 +241,7 @@ mod tests {
     fn bad_layouts_are_refused() {
         assert!(Layout::compute(&[], 1).is_err());
         assert!(Layout::compute(&[spec(64, 1)], 0).is_err());
-        assert!(Layout::compute(&[spec(64, 1)], 33).is_err());
+        assert!(Layout::compute(&[spec(64, 1)], 32).is_err());
         assert!(Layout::compute(&[spec(0, 1)], 1).is_err());
         assert!(Layout::compute(&[spec(64, 0)], 1).is_err());
         assert!(Layout::compute(&[spec(64, MAX_CAPACITY + 1)], 1).is_err());
@@ -252,7 +253,7 @@ mod tests {
             .map(|i| spec(MAX_SLOT_SIZE - 7 + i, MAX_CAPACITY))
             .collect();
         #[cfg(target_pointer_width = "64")]
-        assert!(Layout::compute(&big, 32).is_ok());
+        assert!(Layout::compute(&big, 31).is_ok());
         let _ = big;
     }
 

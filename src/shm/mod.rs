@@ -281,7 +281,7 @@ impl From<io::Error> for ShmError {
 /// existing file.
 ///
 /// The default has the five in-process classes (64 B to 16 KiB, with
-/// [`DEFAULT_CAPACITIES`] slots: about 1.2 MB of payload) and room for 32 processes.
+/// [`DEFAULT_CAPACITIES`] slots: about 1.2 MB of payload) and room for 31 processes.
 ///
 /// ```
 /// use slotring::shm::ShmOptions;
@@ -342,7 +342,7 @@ impl ShmOptions {
         self
     }
 
-    /// How many processes may be attached at once (1 to 32; default 32).
+    /// How many processes may be attached at once (1 to 31; default 31).
     ///
     /// ```
     /// use slotring::shm::{ShmAllocator, ShmOptions};

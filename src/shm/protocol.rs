@@ -4,7 +4,9 @@
 //! This file depends only on `crate::sync`, so `tests/loom_shm.rs` includes it with loom's
 //! atomics behind that name and model-checks the same code that runs on the mapping.
 //!
-//! * A slot is free when its mask is 0. Only the process that popped it from a free list
+//! * A slot is free when its mask is 0. The process that popped it from a free list marks
+//!   it [`CLAIMED`] with a compare-exchange ([`claim`]): a slot handed out twice (an ABA
+//!   of the free list, a forged link) is detected there and refused. Only the claimer
 //!   writes its state then ([`activate`]), with one plain Release store.
 //! * Bit `p` is set while the process at table entry `p` holds the slot: [`join`] sets it
 //!   (if the generation matches and the slot is live), [`clear_bit`] clears it, and the
@@ -33,13 +35,40 @@ pub(crate) const fn mask_of(state: u64) -> u32 {
     state as u32
 }
 
+/// The mask value of a slot popped from its free list and not yet published: no
+/// process's bit (entries use bits 0 to 30), so recovery never clears it, and `join`
+/// refuses it.
+pub(crate) const CLAIMED: u32 = 1 << 31;
+
+/// Marks a slot just popped from a free list as claimed: `false` if it is not free (its
+/// mask is not 0), which means it was handed out twice (an ABA of the free list or a
+/// forged link). The winner of this CAS owns the slot; a loser must not touch it.
+#[inline]
+pub(crate) fn claim(state: &AtomicU64) -> bool {
+    // Relaxed: a comparison value; the CAS decides.
+    let current = state.load(Ordering::Relaxed);
+    if mask_of(current) != 0 {
+        return false;
+    }
+    state
+        .compare_exchange(
+            current,
+            current | u64::from(CLAIMED),
+            // Acquire: with the pop's Acquire, orders the claimer's payload writes after
+            // every access of the slot's last holders (whose clears this CAS reads from).
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        )
+        .is_ok()
+}
+
 /// Publishes a claimed slot (mask 0, popped by the caller, payload written) with one
 /// hold by the process with mask bit `bit`; returns its new generation.
 #[inline]
 pub(crate) fn activate(state: &AtomicU64, bit: u32) -> u32 {
-    // Relaxed: nobody writes the state word of a free slot (joins need a non-zero mask,
-    // recovery clears only set bits), and the caller's pop ordered it after the last
-    // release.
+    // Relaxed: nobody else writes the state word of a claimed slot (joins refuse the
+    // claimed marker, recovery clears only process bits, a second claim fails), and the
+    // caller's claim ordered it after the last release.
     let generation = generation_of(state.load(Ordering::Relaxed)).wrapping_add(1);
     // Release: publishes the payload, length and type to every process that Acquires
     // this word (a join) or a later RMW of its release sequence.
@@ -53,7 +82,8 @@ pub(crate) fn join(state: &AtomicU64, generation: u32, bit: u32) -> bool {
     // Relaxed: a comparison value; the CAS below is Acquire.
     let mut current = state.load(Ordering::Relaxed);
     loop {
-        if generation_of(current) != generation || mask_of(current) == 0 {
+        let mask = mask_of(current);
+        if generation_of(current) != generation || mask == 0 || mask & CLAIMED != 0 {
             return false;
         }
         match state.compare_exchange_weak(

@@ -317,10 +317,10 @@ impl Segment {
             });
         }
         let global = c.first + index;
-        // Relaxed: a check only; the pop's Acquire ordered us after the last release.
-        if mask_of(self.state(global).load(Ordering::Relaxed)) != 0 {
+        if !protocol::claim(self.state(global)) {
+            // Someone else owns this slot: leave it alone and report the damage.
             return Err(ShmError::Corrupted {
-                what: "a live slot was on the free list",
+                what: "a slot that is not free was handed out by its free list",
             });
         }
         Ok(Some(global))

@@ -474,7 +474,7 @@ fn headers_are_validated() {
     check(OFF_CLASS_COUNT, false, 0, &corrupted);
     check(OFF_CLASS_COUNT, false, 9, &corrupted);
     check(OFF_CLASS_COUNT, false, 1, &corrupted);
-    check(OFF_PROCESSES, false, 33, &corrupted);
+    check(OFF_PROCESSES, false, 32, &corrupted);
     check(OFF_PROCESSES, false, 3, &corrupted);
     check(OFF_TOTAL, true, u64::MAX, &corrupted);
     check(OFF_PROC_TABLE, true, 0, &corrupted);
@@ -626,4 +626,33 @@ fn recovery_races_with_live_upgrades() {
         drop(all);
         assert_eq!(live.stats().in_use(), 0);
     }
+}
+
+#[test]
+fn a_slot_handed_out_twice_is_refused() {
+    // A free list that hands one slot to two claimers (a forged link, or an ABA of the
+    // head after a long stall): here the slot is pushed back while its claimer still
+    // owns it. The second claim must be refused, and the first claimer's event intact.
+    let block = create(&[(64, 2)], 2);
+    let shm = attach(&block);
+    let seg = view(&block);
+    let stalled = seg.pop(0).unwrap().unwrap();
+    seg.push(0, stalled); // the forged cycle: the claimed slot is on the list again
+    assert!(matches!(
+        shm.allocate(b"second", 0),
+        Err(ShmError::Corrupted { .. })
+    ));
+    // The first claimer publishes its event; it is intact and held once.
+    seg.activate(stalled, 1 << 1, 0, 0);
+    assert_eq!(seg.snapshot(stalled).1, 1 << 1);
+    // The same for a live slot on the list: refused, not handed out.
+    let ev = shm.allocate(b"live", 0).unwrap();
+    seg.push(0, ev.global);
+    assert!(matches!(
+        shm.allocate(b"x", 0),
+        Err(ShmError::Corrupted { .. })
+    ));
+    assert_eq!(ev.payload(), b"live");
+    assert_eq!(ShmPtr::process_count(&ev), 1);
+    core::mem::forget(ev); // the list is damaged on purpose; don't push again
 }
