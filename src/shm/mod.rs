@@ -1,6 +1,6 @@
 //! Slot pools in shared memory: zero-copy events between processes on one machine.
 //!
-//! Behind the cargo feature `shm` (Unix only). A [`ShmAllocator`] creates or opens a
+//! Behind the cargo feature `shm` (Linux and Android only). A [`ShmAllocator`] creates or opens a
 //! *segment*, a file (usually on the `/dev/shm` tmpfs) that every attached process maps.
 //! Events are copied into its slots once; any process turns a `u64` token into a handle
 //! that reads the bytes in place.
@@ -57,49 +57,95 @@
 //! dropped its handle.
 //!
 //! A process that dies holding handles leaves its bits set. [`ShmAllocator::recover`]
-//! (which every [`open`](ShmAllocator::open) also runs) finds table entries whose process
-//! is gone (`kill(pid, 0)`, plus the start time from `/proc` on Linux so a reused pid is
-//! told apart; zombies count as gone) and clears their bits, freeing the slots they held
-//! last. A process's share of a slot is one bit, set or cleared in one atomic step, so
-//! recovery releases exactly the holds the dead process had: never one twice, never one
-//! of a live process. It is safe to run while other processes work.
+//! (which every [`open`](ShmAllocator::open) also runs) finds table entries whose
+//! attachment is gone and clears their bits, freeing the slots they held last. A
+//! process's share of a slot is one bit, set or cleared in one atomic step, so recovery
+//! releases exactly the holds the dead attachment had: never one twice, never one of a
+//! live attachment. It is safe to run while other processes work.
 //!
-//! Every atomic step of this protocol (the state-word transitions and the per-process
-//! handle counts) lives in two small files that `tests/loom_shm.rs` model-checks with
-//! loom: a last drop racing an upgrade in one process, a reader process upgrading while
-//! the writer releases, recovery racing a live upgrade, two processes releasing at once.
+//! # Liveness: a lock the kernel ties to the attachment
+//!
+//! Whether an attachment is alive is not judged by its pid. Each attachment opens the
+//! segment file itself (close-on-exec) and holds an open-file-description lock
+//! (`F_OFD_SETLK`) on one byte of its process-table entry for its whole life. The
+//! kernel releases that lock exactly when the last descriptor of that open file and the
+//! last mapping made through it are gone, so:
+//!
+//! * a process whose main thread exited while other threads run (state `Z` in `/proc`)
+//!   keeps its lock, and its holds;
+//! * a process in another pid namespace (containers sharing `/dev/shm`) locks the same
+//!   file: its pid, which means nothing here, is never consulted;
+//! * a process that `exec`s loses the descriptor and the mapping, so its holds are
+//!   recovered while the new program runs;
+//! * a process killed by any signal loses its lock at once (`recover` needs no `wait`).
+//!
+//! A recoverer (or an attacher looking for a free entry) takes an entry's lock without
+//! waiting: success proves the owner is gone, and holding it keeps every other
+//! recoverer and attacher off that entry until it is done. A recoverer that dies midway
+//! releases the lock too, and the next recovery redoes the entry (clearing is
+//! idempotent). The owner word and an entry's bits are changed only under its lock.
+//!
+//! **Fork.** A forked child inherits the mapping, the descriptor (so the parent's lock
+//! stays held while the child lives: conservative) and copies of the parent's handles.
+//! The attachment records the fork epoch (moved on in every child by a
+//! `pthread_atfork` handler) and the pid of its maker: in a child, dropping inherited
+//! handles and attachments does nothing, and `allocate`, `from_token` and `recover`
+//! return [`ShmError::Forked`]. An inherited handle stays readable only while the parent
+//! holds the event; open the segment anew in the child (or `exec`).
+//!
+//! Every atomic step of this protocol (the state-word transitions, the per-process
+//! handle counts and the process-table entry protocol) lives in three small files that
+//! `tests/loom_shm.rs` model-checks with loom: a last drop racing an upgrade in one
+//! process, a reader process upgrading while the writer releases, recovery racing a
+//! live upgrade, two processes releasing at once, two claimers racing for one slot,
+//! two recoverers racing an attacher for a dead entry, a process dying while a
+//! recoverer probes it. The kernel's lock is modelled as a mutex per entry. Real
+//! processes (threads exiting, namespaces, `fork`, `exec`, `SIGKILL`) are exercised by
+//! `tests/shm_liveness.rs`.
 //!
 //! # Guarantees, and what they rest on
 //!
-//! * **Trust model: cooperating processes.** Every process that maps the segment runs
-//!   this code. A live slot's payload is immutable from publication until its last hold
-//!   is released, which makes the `&[u8]` a handle hands out sound. A malicious or buggy
-//!   process with write access to the file can still change payload bytes under a
-//!   reader (a data race), truncate the file (later accesses fault with `SIGBUS`) or
-//!   forge state words; none of that can be prevented by a library in the same address
-//!   range. What this module does guarantee is that it never follows an offset or index
-//!   read from the mapping without checking it against the validated layout.
+//! * **Trust model: cooperating processes of users you trust.** [`open`](ShmAllocator::open)
+//!   refuses ([`ShmError::Untrusted`]) a symbolic link at the path (`O_NOFOLLOW`), a file
+//!   owned by another user, and a file writable by other users or by its group, unless
+//!   the caller names that group ([`ShmOpenOptions::shared_group`]). Every process that
+//!   maps the segment runs this code. A live slot's payload is immutable from
+//!   publication until its last hold is released, which makes the `&[u8]` a handle
+//!   hands out sound. A malicious or buggy process with write access to the file can
+//!   still change payload bytes under a reader (a data race), truncate the file (later
+//!   accesses fault with `SIGBUS`) or forge state words; none of that can be prevented
+//!   by a library in the same address range. What this module does guarantee is that
+//!   it never follows an offset or index read from the mapping without checking it
+//!   against the validated layout, and that a slot its free list hands out twice (a
+//!   forged link, or an ABA of the list's head) is refused ([`ShmError::Corrupted`]),
+//!   not given to two claimers: a popped slot is claimed by a compare-exchange on its
+//!   state word.
 //! * **Crash windows.** A process killed inside [`allocate`](ShmAllocator::allocate),
 //!   between popping a slot from its free list and publishing it, or inside the drop of
 //!   the last handle anywhere to a slot, between clearing its bit and pushing the slot
 //!   back, leaks that one slot: it is then on no free list and held by nobody, and no
 //!   later recovery can tell it from a slot in use. Each window is a few dozen
-//!   instructions with no system call or lock; at most one slot per thread that was in
-//!   such a window at the moment of death (a recoverer that dies while freeing a slot is
-//!   in the second window too). Everything else a dead process held is recovered.
+//!   instructions with no system call or lock (the payload copy included); at most one
+//!   slot per thread that was in such a window at the moment of death (a recoverer that
+//!   dies while freeing a slot is in the second window too). Everything else a dead
+//!   process held is recovered.
+//! * **Creation.** [`create`](ShmAllocator::create) builds the file without a name
+//!   (`O_TMPFILE`) and links it complete, so a `create` killed midway leaves nothing
+//!   behind. Where the file system cannot do that, it uses a hidden temporary name under
+//!   a creator lock, and the next `create` of that name in the directory removes
+//!   temporaries whose creator is gone.
 //! * **Tokens are names, not holds.** [`ShmPtr::to_token`] does not transfer anything:
 //!   the sender keeps its handle until the receiver has turned the token into its own
 //!   handle ([`ShmAllocator::from_token`]), e.g. until it acknowledges. A token whose slot
 //!   was released meanwhile is refused ([`ShmError::StaleToken`]), as is a token of
-//!   another segment (a 9-bit segment tag catches 511 of 512 of those; the rest are
-//!   checked like any token and refused unless they name a live slot).
-//! * **Limits.** At most 32 processes attached at once (one mask bit each); up to 8 size
-//!   classes of up to 2^20 slots and 16 MiB each; all attached processes must share one
-//!   pid namespace (liveness is checked by pid). Generations are 32 bits, as in-process.
-//! * **Fork.** An attachment belongs to the process that made it: a forked child must not
-//!   use (or drop handles of) its parent's attachment, since both would count under one
-//!   table entry. Open the segment anew in the child (or `exec` first, as the examples
-//!   do).
+//!   another segment: a 9-bit segment tag catches 511 of 512 of those, and the
+//!   generation a token carries is XORed with a random 32-bit key of its segment, so the
+//!   rest (a segment replaced at the same path, for example) decode to a random
+//!   generation and name a live slot with probability about 2^-32.
+//! * **Limits.** Linux and Android only (open-file-description locks). At most 31
+//!   processes attached at once (one mask bit each; the 32nd bit marks claimed slots);
+//!   up to 8 size classes of up to 2^20 slots and 16 MiB each. Generations are 32 bits,
+//!   as in-process.
 
 mod entry;
 mod layout;
@@ -868,13 +914,15 @@ impl ShmAllocator {
     /// Creates a segment file at `path` (a bare name means `/dev/shm/<name>`) and
     /// attaches to it.
     ///
-    /// The file is written under a temporary name and moved into place complete, so a
-    /// concurrent [`open`](Self::open) sees either no file or a whole segment. On Linux
-    /// its blocks are allocated up front (`posix_fallocate`), so a file system without
-    /// room for the whole segment fails here with an I/O error (`StorageFull`) rather
-    /// than with `SIGBUS` on a later access. It is
-    /// created with mode 0600 (this user only) and stays until removed
-    /// (`std::fs::remove_file`); processes attached to it keep working after removal.
+    /// The file is built without a name (`O_TMPFILE`; elsewhere under a hidden
+    /// temporary name) and linked into place complete, so a concurrent
+    /// [`open`](Self::open) sees either no file or a whole segment, and a `create`
+    /// killed midway leaves nothing behind (module docs, *Creation*). Its blocks are
+    /// allocated up front (`posix_fallocate`), so a file system without room for the
+    /// whole segment fails here with an I/O error (`StorageFull`) rather than with
+    /// `SIGBUS` on a later access. It is created with mode 0600 (this user only; see
+    /// [`ShmOptions::shared_group`]) and stays until removed (`std::fs::remove_file`);
+    /// processes attached to it keep working after removal.
     ///
     /// # Errors
     ///
@@ -942,11 +990,14 @@ impl ShmAllocator {
 
     /// Opens and validates the segment at `path` (a bare name means `/dev/shm/<name>`),
     /// attaches to it, and recovers the holds of dead processes
-    /// ([`recover`](Self::recover)).
+    /// ([`recover`](Self::recover)). Only a file this user owns and nobody else can
+    /// write is accepted ([`open_with`](Self::open_with) can trust a group too).
     ///
     /// # Errors
     ///
-    /// [`ShmError::Io`], [`ShmError::NotASegment`], [`ShmError::UnsupportedVersion`],
+    /// [`ShmError::Untrusted`] (a symbolic link, a file of another user, or one that
+    /// other users or its group can write: see [`ShmOpenOptions`]), [`ShmError::Io`],
+    /// [`ShmError::NotASegment`], [`ShmError::UnsupportedVersion`],
     /// [`ShmError::Truncated`], [`ShmError::Corrupted`] (nothing in the file is used
     /// before it is validated), or [`ShmError::ProcessTableFull`].
     ///
@@ -1183,9 +1234,11 @@ impl ShmAllocator {
     /// slots they held last to the free lists. Safe to call at any time, from any
     /// process, concurrently with others; [`open`](Self::open) calls it too.
     ///
-    /// A process counts as gone when `kill(pid, 0)` fails, when it is a zombie, or (on
-    /// Linux) when its pid now belongs to a process with another start time. Reap
-    /// (`wait` for) killed children before expecting their holds back.
+    /// An attachment counts as gone when its entry's lock can be taken (module docs,
+    /// *Liveness*): after its process died (whatever the signal, no `wait` needed),
+    /// `exec`ed or dropped it; never while any thread of it runs, whatever its pid
+    /// namespace. In a forked child that inherited the attachment this does nothing and
+    /// reports nothing (the locks are the parent's).
     ///
     /// ```
     /// use slotring::shm::{ShmAllocator, ShmOptions};
