@@ -49,7 +49,7 @@ use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use loom::thread;
 
 use local::{Acquired, LocalCount};
-use protocol::{activate, claim, clear_bit, join, mask_of};
+use protocol::{CLAIMED, abandon_claim, activate, claim, clear_bit, join, mask_of};
 
 const A: u32 = 1 << 0;
 const B: u32 = 1 << 1;
@@ -370,7 +370,7 @@ fn two_claimers_and_a_stale_join_race_for_one_free_slot() {
             .map(|bit| {
                 let (s, w) = (slot.clone(), wins.clone());
                 thread::spawn(move || {
-                    if claim(&s.state) {
+                    if claim(&s.state, bit) {
                         w.fetch_add(1, Ordering::Relaxed);
                         // SAFETY (model): the claim made the slot ours alone.
                         s.payload.with_mut(|p| unsafe { *p = u64::from(bit) });
@@ -402,7 +402,7 @@ fn a_claim_races_the_last_release() {
         let slot = Slot::new(protocol::pack(2, A), 6);
         let s2 = slot.clone();
         let claimer = thread::spawn(move || {
-            if claim(&s2.state) {
+            if claim(&s2.state, B) {
                 // SAFETY (model): claimed; loom reports it if the holder's read below
                 // is not ordered before this write.
                 s2.payload.with_mut(|p| unsafe { *p = 1 });
@@ -418,5 +418,43 @@ fn a_claim_races_the_last_release() {
         let claimed = claimer.join().unwrap();
         let mask = mask_of(slot.state.load(Ordering::Relaxed));
         assert_eq!(mask, if claimed { B } else { 0 });
+    });
+}
+
+/// A process claimed a slot and died before publishing it. Two recoverers of its entry
+/// race (one after the other took over from a recoverer that died) while a live claimer
+/// that popped the same slot after its return tries to claim it: the slot is given back
+/// exactly once, and the live claim succeeds only after that, on a free slot.
+#[test]
+fn an_abandoned_claim_is_given_back_once() {
+    loom::model(|| {
+        let slot = Slot::new(protocol::pack(8, CLAIMED | DEAD), 0);
+        let given_back = Arc::new(AtomicU32::new(0));
+        let recoverers: Vec<_> = (0..2)
+            .map(|_| {
+                let (s, g) = (slot.clone(), given_back.clone());
+                thread::spawn(move || {
+                    if abandon_claim(&s.state, DEAD) {
+                        g.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        let mine = claim(&slot.state, A);
+        if mine {
+            // SAFETY (model): our claim made the slot ours alone.
+            slot.payload.with_mut(|p| unsafe { *p = 1 });
+            activate(&slot.state, A);
+        }
+        for r in recoverers {
+            r.join().unwrap();
+        }
+        assert_eq!(given_back.load(Ordering::Relaxed), 1, "given back once");
+        let state = slot.state.load(Ordering::Relaxed);
+        if mine {
+            assert_eq!(state, protocol::pack(9, A));
+        } else {
+            assert_eq!(state, protocol::pack(8, 0));
+        }
     });
 }

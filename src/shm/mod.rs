@@ -120,15 +120,18 @@
 //!   forged link, or an ABA of the list's head) is refused ([`ShmError::Corrupted`]),
 //!   not given to two claimers: a popped slot is claimed by a compare-exchange on its
 //!   state word.
-//! * **Crash windows.** A process killed inside [`allocate`](ShmAllocator::allocate),
-//!   between popping a slot from its free list and publishing it, or inside the drop of
-//!   the last handle anywhere to a slot, between clearing its bit and pushing the slot
-//!   back, leaks that one slot: it is then on no free list and held by nobody, and no
-//!   later recovery can tell it from a slot in use. Each window is a few dozen
-//!   instructions with no system call or lock (the payload copy included); at most one
-//!   slot per thread that was in such a window at the moment of death (a recoverer that
-//!   dies while freeing a slot is in the second window too). Everything else a dead
-//!   process held is recovered.
+//! * **Crash windows.** A popped slot is claimed under the claimer's bit
+//!   (`CLAIMED | bit` in its state word) right after the pop, so a process killed while
+//!   it copies the payload, or anywhere else before publishing, has the slot given back
+//!   by the recovery of its entry. What still leaks one slot: a process killed inside
+//!   [`allocate`](ShmAllocator::allocate) between the pop's compare-exchange and the
+//!   claim's (two atomic instructions apart), or inside the drop of the last handle
+//!   anywhere to a slot, between clearing its bit and pushing the slot back (a
+//!   compare-exchange loop on the class's free-list head, longer under contention): the
+//!   slot is then on no free list and held by nobody, and no later recovery can tell it
+//!   from a slot being pushed. At most one slot per thread caught in such a window at
+//!   the moment of death (a recoverer that dies while freeing a slot is in the second
+//!   window too). Everything else a dead process held is recovered.
 //! * **Creation.** [`create`](ShmAllocator::create) builds the file without a name
 //!   (`O_TMPFILE`) and links it complete, so a `create` killed midway leaves nothing
 //!   behind. Where the file system cannot do that, it uses a hidden temporary name under
@@ -1154,7 +1157,7 @@ impl ShmAllocator {
             });
         };
         for class in first..classes.len() {
-            if let Some(global) = self.inner.seg.pop(class)? {
+            if let Some(global) = self.inner.seg.pop(class, self.inner.bit)? {
                 return Inner::publish(&self.inner, class, global, payload, event_type);
             }
         }

@@ -5,9 +5,10 @@
 //! atomics behind that name and model-checks the same code that runs on the mapping.
 //!
 //! * A slot is free when its mask is 0. The process that popped it from a free list marks
-//!   it [`CLAIMED`] with a compare-exchange ([`claim`]): a slot handed out twice (an ABA
-//!   of the free list, a forged link) is detected there and refused. Only the claimer
-//!   writes its state then ([`activate`]), with one plain Release store.
+//!   it `CLAIMED | its bit` with a compare-exchange ([`claim`]): a slot handed out twice
+//!   (an ABA of the free list, a forged link) is detected there and refused. Only the
+//!   claimer writes its state then ([`activate`]), with one plain Release store; if it
+//!   dies first, recovery of its entry frees the slot ([`abandon_claim`]).
 //! * Bit `p` is set while the process at table entry `p` holds the slot: [`join`] sets it
 //!   (if the generation matches and the slot is live), [`clear_bit`] clears it, and the
 //!   clear that empties the mask frees the slot (the caller pushes it).
@@ -35,16 +36,18 @@ pub(crate) const fn mask_of(state: u64) -> u32 {
     state as u32
 }
 
-/// The mask value of a slot popped from its free list and not yet published: no
-/// process's bit (entries use bits 0 to 30), so recovery never clears it, and `join`
-/// refuses it.
+/// The marker of a slot popped from its free list and not yet published: the mask is
+/// then `CLAIMED | bit` of the claiming process (entries use bits 0 to 30). `join`
+/// refuses it; if the claimer dies before publishing, recovery of its entry finds its
+/// bit and returns the slot ([`abandon_claim`]).
 pub(crate) const CLAIMED: u32 = 1 << 31;
 
-/// Marks a slot just popped from a free list as claimed: `false` if it is not free (its
-/// mask is not 0), which means it was handed out twice (an ABA of the free list or a
-/// forged link). The winner of this CAS owns the slot; a loser must not touch it.
+/// Marks a slot just popped from a free list as claimed by the process with mask bit
+/// `bit`: `false` if it is not free (its mask is not 0), which means it was handed out
+/// twice (an ABA of the free list or a forged link). The winner of this CAS owns the
+/// slot; a loser must not touch it.
 #[inline]
-pub(crate) fn claim(state: &AtomicU64) -> bool {
+pub(crate) fn claim(state: &AtomicU64, bit: u32) -> bool {
     // Relaxed: a comparison value; the CAS decides.
     let current = state.load(Ordering::Relaxed);
     if mask_of(current) != 0 {
@@ -53,7 +56,7 @@ pub(crate) fn claim(state: &AtomicU64) -> bool {
     state
         .compare_exchange(
             current,
-            current | u64::from(CLAIMED),
+            current | u64::from(CLAIMED | bit),
             // Acquire: with the pop's Acquire, orders the claimer's payload writes after
             // every access of the slot's last holders (whose clears this CAS reads from).
             Ordering::Acquire,
@@ -62,13 +65,36 @@ pub(crate) fn claim(state: &AtomicU64) -> bool {
         .is_ok()
 }
 
-/// Publishes a claimed slot (mask 0, popped by the caller, payload written) with one
+/// Recovery of the dead process with mask bit `bit`: if it claimed this slot and died
+/// before publishing it, makes the slot free again (mask 0, same generation) and returns
+/// `true`: the caller pushes it. Exactly one caller gets `true` per abandoned claim.
+#[inline]
+pub(crate) fn abandon_claim(state: &AtomicU64, bit: u32) -> bool {
+    // Relaxed: a comparison value; the CAS decides.
+    let current = state.load(Ordering::Relaxed);
+    if mask_of(current) != CLAIMED | bit {
+        return false;
+    }
+    state
+        .compare_exchange(
+            current,
+            pack(generation_of(current), 0),
+            // AcqRel: Acquire orders the dead claimer's writes before the slot's reuse
+            // (with the entry lock's ordering); Release publishes the free state to the
+            // next popper's claim.
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )
+        .is_ok()
+}
+
+/// Publishes a slot the caller claimed (mask `CLAIMED | bit`, payload written) with one
 /// hold by the process with mask bit `bit`; returns its new generation.
 #[inline]
 pub(crate) fn activate(state: &AtomicU64, bit: u32) -> u32 {
     // Relaxed: nobody else writes the state word of a claimed slot (joins refuse the
-    // claimed marker, recovery clears only process bits, a second claim fails), and the
-    // caller's claim ordered it after the last release.
+    // claimed marker, a second claim fails, recovery abandons only a dead claimer's),
+    // and the caller's claim ordered it after the last release.
     let generation = generation_of(state.load(Ordering::Relaxed)).wrapping_add(1);
     // Release: publishes the payload, length and type to every process that Acquires
     // this word (a join) or a later RMW of its release sequence.

@@ -297,9 +297,10 @@ impl Segment {
 
     // ---- slots ----
 
-    /// Pops a free slot of `class`, exclusively ours until `activate`. Returns its global
-    /// index, `None` if the class is empty.
-    pub(crate) fn pop(&self, class: usize) -> Result<Option<u32>, ShmError> {
+    /// Pops a free slot of `class` and claims it for the process with mask bit `bit`:
+    /// exclusively ours until `activate` (or, if we die first, until recovery of our
+    /// entry frees it). Returns its global index, `None` if the class is empty.
+    pub(crate) fn pop(&self, class: usize, bit: u32) -> Result<Option<u32>, ShmError> {
         let c = self.layout.classes[class];
         let links = |i: u32| -> &AtomicU32 {
             if i < c.capacity {
@@ -317,7 +318,7 @@ impl Segment {
             });
         }
         let global = c.first + index;
-        if !protocol::claim(self.state(global)) {
+        if !protocol::claim(self.state(global), bit) {
             // Someone else owns this slot: leave it alone and report the damage.
             return Err(ShmError::Corrupted {
                 what: "a slot that is not free was handed out by its free list",
@@ -432,15 +433,26 @@ impl Segment {
         total
     }
 
-    /// Clears `entry`'s bit in every slot and frees the slots it held last. Idempotent:
-    /// each bit is cleared by exactly one RMW, and only the RMW that empties a mask frees.
+    /// Clears `entry`'s bit in every slot and frees the slots it held last, and those it
+    /// claimed but never published. Idempotent: each bit is cleared by exactly one RMW,
+    /// and only the RMW that empties a mask (or abandons a claim) frees.
     fn clear_holds(&self, entry: u32) -> Recovered {
         let bit = 1u32 << entry;
         let mut report = Recovered::default();
         for (class, c) in self.layout.classes.iter().enumerate() {
             for global in c.first..c.first + c.capacity {
-                // Relaxed: a filter that keeps untouched lines clean; `leave` decides.
-                if mask_of(self.state(global).load(Ordering::Relaxed)) & bit == 0 {
+                // Relaxed: a filter that keeps untouched lines clean; the RMWs decide.
+                let mask = mask_of(self.state(global).load(Ordering::Relaxed));
+                if mask & bit == 0 {
+                    continue;
+                }
+                if mask & protocol::CLAIMED != 0 {
+                    // Claimed by this entry and never published: the claimer died (or
+                    // failed) between its pop and its publication.
+                    if protocol::abandon_claim(self.state(global), bit) {
+                        self.push(class, global);
+                        report.slots_freed += 1;
+                    }
                     continue;
                 }
                 match protocol::clear_bit(self.state(global), bit) {

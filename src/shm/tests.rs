@@ -342,7 +342,7 @@ fn an_attacher_takes_over_a_dead_entry_with_its_holds() {
         "a live entry is never taken"
     );
     // The dead process held a slot alone; the slot was popped by hand for it.
-    let global = seg.pop(0).unwrap().unwrap();
+    let global = seg.pop(0, dead_bit).unwrap().unwrap();
     seg.activate(global, dead_bit, 1, 0);
     drop(dead);
     let shm = attach(&block);
@@ -636,7 +636,7 @@ fn a_slot_handed_out_twice_is_refused() {
     let block = create(&[(64, 2)], 2);
     let shm = attach(&block);
     let seg = view(&block);
-    let stalled = seg.pop(0).unwrap().unwrap();
+    let stalled = seg.pop(0, 1 << 1).unwrap().unwrap();
     seg.push(0, stalled); // the forged cycle: the claimed slot is on the list again
     assert!(matches!(
         shm.allocate(b"second", 0),
@@ -655,4 +655,26 @@ fn a_slot_handed_out_twice_is_refused() {
     assert_eq!(ev.payload(), b"live");
     assert_eq!(ShmPtr::process_count(&ev), 1);
     core::mem::forget(ev); // the list is damaged on purpose; don't push again
+}
+
+#[test]
+fn a_claimer_that_dies_before_publishing_gives_the_slot_back() {
+    // A process pops and claims a slot, then dies while copying its payload (before it
+    // publishes): recovery of its entry returns the slot to the free list.
+    let block = create(&[(64, 2)], 2);
+    let live = attach(&block);
+    let seg = view(&block);
+    let (dead_bit, dead) = staged(&block, &seg);
+    let claimed = seg.pop(0, dead_bit).unwrap().unwrap();
+    assert_eq!(live.stats().in_use(), 1);
+    assert_eq!(live.recover(), RecoveryReport::default(), "it is alive");
+    drop(dead);
+    let report = live.recover();
+    assert_eq!(
+        (report.processes, report.holds, report.slots_freed),
+        (1, 0, 1)
+    );
+    assert_eq!(live.stats().in_use(), 0);
+    let both: Vec<_> = (0..2).map(|_| live.allocate(b"x", 0).unwrap()).collect();
+    assert!(both.iter().any(|ev| ev.global == claimed));
 }
