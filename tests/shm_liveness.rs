@@ -31,6 +31,7 @@ fn main() {
             "exec" => holder(&path, Mode::Exec),
             "idle" => idle(),
             "create-loop" => create_loop(&path),
+            "worker" => worker(&path),
             other => panic!("unknown role {other}"),
         }
         return;
@@ -50,6 +51,10 @@ fn main() {
     run(
         "a create killed midway leaves nothing behind",
         killed_creates,
+    );
+    run(
+        "a storm of SIGKILLs leaks no slot and claims none twice",
+        kill_storm,
     );
 }
 
@@ -158,6 +163,44 @@ fn create_loop(path: &Path) {
     say("creating");
     loop {
         drop(ShmAllocator::create(path, options.clone()).expect("create"));
+    }
+}
+
+/// A 48-byte payload that checks itself: a sequence number and bytes derived from it.
+fn stamped(seq: u64) -> [u8; 48] {
+    let mut out = [0u8; 48];
+    out[..8].copy_from_slice(&seq.to_le_bytes());
+    for (i, b) in out[8..].iter_mut().enumerate() {
+        *b = (seq.wrapping_mul(31).wrapping_add(i as u64 * 7) % 251) as u8;
+    }
+    out
+}
+
+/// Allocates, re-reads, clones, takes holds through tokens and drops, as fast as it can,
+/// until killed; panics (exit status 101) if a payload it holds ever changes, which a
+/// slot claimed twice would do.
+fn worker(path: &Path) {
+    let shm = ShmAllocator::open(path).expect("open the segment");
+    say("working");
+    let base = u64::from(std::process::id()) << 32;
+    let mut kept: std::collections::VecDeque<(u64, ShmPtr)> = Default::default();
+    for seq in base.. {
+        match shm.allocate(&stamped(seq), 0) {
+            Ok(ev) => {
+                let twin = shm.from_token(ev.to_token()).expect("own token");
+                kept.push_back((seq, twin));
+                kept.push_back((seq, ev.clone()));
+                drop(ev);
+            }
+            Err(ShmError::Exhausted { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+        while kept.len() > 8 {
+            kept.pop_front();
+        }
+        for (seq, ev) in &kept {
+            assert_eq!(ev.payload(), &stamped(*seq)[..], "a held payload changed");
+        }
     }
 }
 
@@ -408,4 +451,58 @@ fn killed_creates() {
         .collect();
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(names, ["seg"], "a killed create left files behind");
+}
+
+fn kill_storm() {
+    use std::os::unix::process::ExitStatusExt;
+    let kills: u32 = std::env::var("SLOTRING_STORM_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    let seg = TempSegment::new("storm");
+    let options = ShmOptions::default()
+        .classes(&[(64, 64), (256, 16)])
+        .max_processes(8);
+    let shm = ShmAllocator::create(&seg.0, options).unwrap();
+    let spawn = || {
+        let mut w = Helper::own("worker", &seg.0);
+        assert_eq!(w.answer(), "working");
+        w
+    };
+    let mut workers: Vec<Helper> = (0..4).map(|_| spawn()).collect();
+    let mut rng = u64::from(std::process::id()) | 1;
+    for _ in 0..kills {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let victim = (rng % workers.len() as u64) as usize;
+        std::thread::sleep(std::time::Duration::from_micros(rng % 3000));
+        let mut w = workers.swap_remove(victim);
+        w.child.kill().unwrap();
+        let status = w.child.wait().unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "a worker failed: {status}"
+        );
+        workers.push(spawn());
+    }
+    for mut w in workers {
+        w.child.kill().unwrap();
+        let status = w.child.wait().unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "a worker failed: {status}"
+        );
+    }
+    shm.recover();
+    let stats = shm.stats();
+    assert_eq!(stats.attached, 1);
+    assert_eq!(stats.in_use(), 0, "slots leaked after {kills} kills");
+    // Every slot can be claimed again.
+    let all: Vec<_> = (0..stats.capacity())
+        .map(|i| shm.allocate(&[i as u8], 0).unwrap())
+        .collect();
+    assert_eq!(all.len(), 80);
 }

@@ -4,8 +4,8 @@
 //! ```text
 //!  offset 0    header (832 B): magic, version, header size, total size, segment id,
 //!              class count, process count, process-table offset, 8 class records
-//!              (slot size, capacity, metadata offset, payload offset), then 8 free-list
-//!              heads, one 64-byte line each
+//!              (slot size, capacity, metadata offset, payload offset), then 8
+//!              reserved 64-byte lines
 //!  832         process table: one 64-byte entry per process
 //!  ...         per class: slot metadata, one 64-byte line per slot
 //!  ...         per class: payloads, `capacity` x `stride` bytes (stride = slot size
@@ -56,13 +56,14 @@ pub(crate) const REC_SLOT_SIZE: usize = 0; // u32
 pub(crate) const REC_CAPACITY: usize = 4; // u32
 pub(crate) const REC_META: usize = 8; // u64
 pub(crate) const REC_PAYLOAD: usize = 16; // u64
-pub(crate) const OFF_HEADS: usize = OFF_CLASSES + MAX_CLASSES * CLASS_RECORD; // u64 per line
-/// Size of the header, free-list heads included.
+/// Eight reserved 64-byte lines (the free-list heads of format version 1; slots are
+/// now claimed in place, with no list).
+pub(crate) const OFF_HEADS: usize = OFF_CLASSES + MAX_CLASSES * CLASS_RECORD;
+/// Size of the header, reserved lines included.
 pub(crate) const HEADER_SIZE: usize = OFF_HEADS + MAX_CLASSES * LINE;
 
 // Slot metadata line.
 pub(crate) const META_STATE: usize = 0; // u64: generation << 32 | process mask
-pub(crate) const META_NEXT: usize = 8; // u32: free-list link
 pub(crate) const META_LEN: usize = 12; // u32
 pub(crate) const META_TYPE: usize = 16; // u32
 

@@ -659,6 +659,14 @@ impl ShmStats {
     }
 }
 
+thread_local! {
+    /// Where this thread's next claim in each class starts scanning (next fit: one past
+    /// its last claim), so threads that allocate keep to their own stretch of slots
+    /// instead of meeting on one word.
+    static SCAN_FROM: [core::cell::Cell<u32>; layout::MAX_CLASSES] =
+        const { [const { core::cell::Cell::new(0) }; layout::MAX_CLASSES] };
+}
+
 /// The memory a segment lives in; unmapped (or freed) after the attachment is released.
 enum Memory {
     Mapped(#[allow(dead_code, reason = "kept only to unmap on drop")] memmap2::MmapRaw),
@@ -784,7 +792,7 @@ impl Inner {
     }
 
     /// Takes a hold on `global` if it is live in `generation`.
-    fn acquire(this: &Arc<Self>, global: u32, generation: u32, class: usize) -> bool {
+    fn acquire(this: &Arc<Self>, global: u32, generation: u32) -> bool {
         let acquired = this.local[global as usize].acquire(|| {
             let joined = this.seg.join(global, generation, this.bit);
             if joined {
@@ -801,7 +809,7 @@ impl Inner {
             // be another life than the token's.
             Acquired::More if this.seg.snapshot(global).0 == generation => true,
             Acquired::More => {
-                if this.release(global, class) {
+                if this.release(global) {
                     // SAFETY: the process's hold owned one strong count, and the caller's
                     // `Arc` keeps another, so this does not free `this`.
                     unsafe { Arc::decrement_strong_count(Arc::as_ptr(this)) };
@@ -814,11 +822,10 @@ impl Inner {
     /// Drops one of this attachment's holds on `global`. Returns `true` if it was the
     /// process's last: the caller then owns the strong count that hold kept on the
     /// attachment and must release it (after its last use of `self`).
-    fn release(&self, global: u32, class: usize) -> bool {
+    fn release(&self, global: u32) -> bool {
+        // The clear that empties the mask frees the slot: there is nothing to push.
         self.local[global as usize].release(|| {
-            if self.seg.leave(global, self.bit) {
-                self.seg.push(class, global);
-            }
+            self.seg.leave(global, self.bit);
         })
     }
 }
@@ -1157,7 +1164,10 @@ impl ShmAllocator {
             });
         };
         for class in first..classes.len() {
-            if let Some(global) = self.inner.seg.pop(class, self.inner.bit)? {
+            let from = SCAN_FROM.with(|hints| hints[class].get());
+            if let Some(global) = self.inner.seg.claim(class, self.inner.bit, from) {
+                let next = global - classes[class].first + 1;
+                SCAN_FROM.with(|hints| hints[class].set(next));
                 return Inner::publish(&self.inner, class, global, payload, event_type);
             }
         }
@@ -1210,12 +1220,12 @@ impl ShmAllocator {
         }
         let global = c.first + t.index;
         let generation = t.generation ^ inner.key;
-        if !Inner::acquire(inner, global, generation, class) {
+        if !Inner::acquire(inner, global, generation) {
             return Err(ShmError::StaleToken);
         }
         let (len, _) = inner.seg.len_and_type(global);
         if len > c.slot_size {
-            if inner.release(global, class) {
+            if inner.release(global) {
                 // SAFETY: the hold owned one strong count; `self` keeps another.
                 unsafe { Arc::decrement_strong_count(Arc::as_ptr(inner)) };
             }
@@ -1616,7 +1626,7 @@ impl Drop for ShmPtr {
             // (and the attachment's count stays, so the child never detaches it).
             return;
         }
-        let last = inner.release(self.global, self.class as usize);
+        let last = inner.release(self.global);
         if last {
             // SAFETY: the process's hold owned this strong count (see the field docs);
             // the pointer came from `Arc::as_ptr`, and nothing of the attachment is used

@@ -36,15 +36,10 @@ use super::ShmError;
 use super::entry::{self, EntryLocks};
 use super::layout::*;
 use super::protocol::{self, generation_of, mask_of};
-use crate::free_list::FreeList;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// The owner word of an attached entry, with the pid in the low half.
 const ATTACHED: u64 = 1 << 56;
-
-/// What a free-list walk reads for a link that points outside the class: the end of the
-/// list. The popped index is then refused as corrupted.
-static DUMMY_LINK: AtomicU32 = AtomicU32::new(0);
 
 /// What [`Segment::recover`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -117,20 +112,10 @@ impl Segment {
             seg.u32_at(rec + REC_CAPACITY).store(c.capacity, r);
             seg.u64_at(rec + REC_META).store(c.meta as u64, r);
             seg.u64_at(rec + REC_PAYLOAD).store(c.payload as u64, r);
-            // Chain 0 -> 1 -> ... -> capacity - 1 and push it in one step, so slots are
-            // handed out from index 0 up and untouched payload pages stay untouched.
-            for index in 0..c.capacity - 1 {
-                seg.link(c.first + index).store(index + 2, r);
-            }
-            let last = seg.link(c.first + c.capacity - 1);
-            seg.free_list(i)
-                .push_chain(0, last)
-                .map_err(|_| ShmError::Corrupted {
-                    what: "the free list of a fresh segment is closed",
-                })?;
         }
+        // Every state word is 0 (free) in the zeroed memory.
         // Release: the magic is the last word written; an opener that Acquires it sees
-        // the whole header and every free list.
+        // the whole header.
         seg.u64_at(OFF_MAGIC).store(MAGIC, Ordering::Release);
         Ok(seg)
     }
@@ -256,14 +241,6 @@ impl Segment {
     }
 
     #[inline]
-    fn free_list(&self, class: usize) -> &FreeList {
-        let word = self.u64_at(OFF_HEADS + class * LINE);
-        // SAFETY: `FreeList` is `repr(transparent)` over one `AtomicU64`, and `word` is a
-        // valid, aligned atomic for the segment's lifetime (see `u64_at`).
-        unsafe { &*(word as *const AtomicU64).cast::<FreeList>() }
-    }
-
-    #[inline]
     fn meta(&self, global: u32) -> usize {
         debug_assert!(global < self.layout.slots);
         self.layout.classes[0].meta + global as usize * LINE
@@ -272,11 +249,6 @@ impl Segment {
     #[inline]
     pub(crate) fn state(&self, global: u32) -> &AtomicU64 {
         self.u64_at(self.meta(global) + META_STATE)
-    }
-
-    #[inline]
-    fn link(&self, global: u32) -> &AtomicU32 {
-        self.u32_at(self.meta(global) + META_NEXT)
     }
 
     fn owner(&self, entry: u32) -> &AtomicU64 {
@@ -297,43 +269,18 @@ impl Segment {
 
     // ---- slots ----
 
-    /// Pops a free slot of `class` and claims it for the process with mask bit `bit`:
-    /// exclusively ours until `activate` (or, if we die first, until recovery of our
-    /// entry frees it). Returns its global index, `None` if the class is empty.
-    pub(crate) fn pop(&self, class: usize, bit: u32) -> Result<Option<u32>, ShmError> {
+    /// Claims a free slot of `class` for the process with mask bit `bit`: exclusively
+    /// ours until `activate` (or, if we die first, until recovery of our entry frees
+    /// it). Scans the class's state words from index `from` (any value; taken modulo
+    /// the capacity), claiming the first free one with one compare-exchange. Returns its
+    /// global index, `None` if every slot of the class is taken.
+    pub(crate) fn claim(&self, class: usize, bit: u32, from: u32) -> Option<u32> {
         let c = self.layout.classes[class];
-        let links = |i: u32| -> &AtomicU32 {
-            if i < c.capacity {
-                self.link(c.first + i)
-            } else {
-                &DUMMY_LINK
-            }
-        };
-        let Some(index) = self.free_list(class).pop(links) else {
-            return Ok(None);
-        };
-        if index >= c.capacity {
-            return Err(ShmError::Corrupted {
-                what: "a free-list link points outside its class",
-            });
-        }
-        let global = c.first + index;
-        if !protocol::claim(self.state(global), bit) {
-            // Someone else owns this slot: leave it alone and report the damage.
-            return Err(ShmError::Corrupted {
-                what: "a slot that is not free was handed out by its free list",
-            });
-        }
-        Ok(Some(global))
-    }
-
-    /// Returns a free slot (mask 0, owned by the caller) to its class's list.
-    pub(crate) fn push(&self, class: usize, global: u32) {
-        // A closed list can only come from a corrupted head word; the slot is leaked
-        // rather than linked into a list nobody can trust.
-        let _ = self
-            .free_list(class)
-            .push_chain(global - self.layout.classes[class].first, self.link(global));
+        let start = from % c.capacity;
+        (start..c.capacity)
+            .chain(0..start)
+            .map(|index| c.first + index)
+            .find(|&global| protocol::claim(self.state(global), bit))
     }
 
     /// Publishes a claimed slot with one hold by the process with mask bit `bit`;
@@ -353,7 +300,7 @@ impl Segment {
     }
 
     /// Clears `bit` (the caller's process held the slot); returns `true` if that was the
-    /// last hold: the slot is then free and the caller must `push` it.
+    /// last hold: the slot is then free (claimable at once).
     pub(crate) fn leave(&self, global: u32, bit: u32) -> bool {
         let last = protocol::clear_bit(self.state(global), bit);
         debug_assert!(last.is_some(), "left a slot not held");
@@ -439,7 +386,7 @@ impl Segment {
     fn clear_holds(&self, entry: u32) -> Recovered {
         let bit = 1u32 << entry;
         let mut report = Recovered::default();
-        for (class, c) in self.layout.classes.iter().enumerate() {
+        for c in &self.layout.classes {
             for global in c.first..c.first + c.capacity {
                 // Relaxed: a filter that keeps untouched lines clean; the RMWs decide.
                 let mask = mask_of(self.state(global).load(Ordering::Relaxed));
@@ -450,7 +397,6 @@ impl Segment {
                     // Claimed by this entry and never published: the claimer died (or
                     // failed) between its pop and its publication.
                     if protocol::abandon_claim(self.state(global), bit) {
-                        self.push(class, global);
                         report.slots_freed += 1;
                     }
                     continue;
@@ -461,7 +407,6 @@ impl Segment {
                     Some(last) => {
                         report.holds += 1;
                         if last {
-                            self.push(class, global);
                             report.slots_freed += 1;
                         }
                     }
