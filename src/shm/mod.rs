@@ -34,15 +34,17 @@
 //! The file starts with a header: the magic `b"SLOTRING"`, a format version, the size
 //! classes (slot size and capacity of each), the offsets of every array and the total
 //! size. Then come a process table, one 64-byte metadata line per slot (state word,
-//! free-list link, length, type) and the payload arrays, all 64-byte aligned. Free lists
-//! are the same tagged Treiber stacks as in the in-process pools, with their heads in the
-//! header. Nothing in the mapping is a pointer: handles store offsets and generations.
+//! length, type) and the payload arrays, all 64-byte aligned. There are no free lists:
+//! a slot is free when its state word says so, a process claims one with a
+//! compare-exchange on that word (scanning its class from where the calling thread last
+//! claimed), and the release that clears the last hold frees it in the same atomic
+//! step. Nothing in the mapping is a pointer: handles store offsets and generations.
 //!
 //! [`ShmAllocator::open`] validates the header before it uses anything in it: magic,
 //! version, the layout recomputed from the class list with checked arithmetic and
 //! compared with every stored offset, and the file length (a truncated file is refused
 //! before any byte past its end could be touched). Indices read from the mapping later
-//! (free-list links, lengths, token fields) are checked against the validated layout; a
+//! (lengths, token fields) are checked against the validated layout; a
 //! corrupted segment yields [`ShmError::Corrupted`], never out-of-bounds access.
 //!
 //! # Holds and processes
@@ -52,8 +54,8 @@
 //! to the slot; how many handles it holds is counted in that process's own memory, so a
 //! clone or drop inside a process only touches the process-local count. The first handle
 //! a process takes sets its bit (one compare-exchange that also checks the generation),
-//! the last one it drops clears it, and the process that clears the last bit returns the
-//! slot to its free list. So a clone in process B keeps the slot alive after process A
+//! the last one it drops clears it, and the clear of the last bit leaves the slot free
+//! (claimable at once). So a clone in process B keeps the slot alive after process A
 //! dropped its handle.
 //!
 //! A process that dies holding handles leaves its bits set. [`ShmAllocator::recover`]
@@ -116,22 +118,15 @@
 //!   accesses fault with `SIGBUS`) or forge state words; none of that can be prevented
 //!   by a library in the same address range. What this module does guarantee is that
 //!   it never follows an offset or index read from the mapping without checking it
-//!   against the validated layout, and that a slot its free list hands out twice (a
-//!   forged link, or an ABA of the list's head) is refused ([`ShmError::Corrupted`]),
-//!   not given to two claimers: a popped slot is claimed by a compare-exchange on its
-//!   state word.
-//! * **Crash windows.** A popped slot is claimed under the claimer's bit
-//!   (`CLAIMED | bit` in its state word) right after the pop, so a process killed while
-//!   it copies the payload, or anywhere else before publishing, has the slot given back
-//!   by the recovery of its entry. What still leaks one slot: a process killed inside
-//!   [`allocate`](ShmAllocator::allocate) between the pop's compare-exchange and the
-//!   claim's (two atomic instructions apart), or inside the drop of the last handle
-//!   anywhere to a slot, between clearing its bit and pushing the slot back (a
-//!   compare-exchange loop on the class's free-list head, longer under contention): the
-//!   slot is then on no free list and held by nobody, and no later recovery can tell it
-//!   from a slot being pushed. At most one slot per thread caught in such a window at
-//!   the moment of death (a recoverer that dies while freeing a slot is in the second
-//!   window too). Everything else a dead process held is recovered.
+//!   against the validated layout, and that a slot is never given to two claimers:
+//!   claiming is one compare-exchange from "free" on the slot's state word.
+//! * **Crashes leak nothing.** Every step that changes who owns a slot is one atomic
+//!   instruction on its state word: a claim sets `CLAIMED | bit` of the claimer, the
+//!   publication replaces it with the claimer's bit, and the clear of the last bit frees
+//!   the slot. So a process killed at any instruction leaves each slot either free, or
+//!   marked with its bit, which the recovery of its entry clears (giving back a slot it
+//!   claimed but never published, while it copied the payload for example). Checked by
+//!   a storm of `SIGKILL`s against four worker processes (`tests/shm_liveness.rs`).
 //! * **Creation.** [`create`](ShmAllocator::create) builds the file without a name
 //!   (`O_TMPFILE`) and links it complete, so a `create` killed midway leaves nothing
 //!   behind. Where the file system cannot do that, it uses a hidden temporary name under
@@ -561,7 +556,8 @@ pub struct RecoveryReport {
     pub processes: u32,
     /// Slot holds (one per dead process and slot) released.
     pub holds: u64,
-    /// Slots returned to their free lists because a dead process held them last.
+    /// Slots freed because a dead process held them last (or had claimed them and not
+    /// published them yet).
     pub slots_freed: u64,
 }
 
@@ -823,7 +819,7 @@ impl Inner {
     /// process's last: the caller then owns the strong count that hold kept on the
     /// attachment and must release it (after its last use of `self`).
     fn release(&self, global: u32) -> bool {
-        // The clear that empties the mask frees the slot: there is nothing to push.
+        // The clear that empties the mask frees the slot: there is nothing else to do.
         self.local[global as usize].release(|| {
             self.seg.leave(global, self.bit);
         })
@@ -1132,12 +1128,15 @@ impl ShmAllocator {
     }
 
     /// Copies `payload` into a free slot of the smallest class that fits and has one,
-    /// and returns the only handle to it.
+    /// and returns the only handle to it. Finding a slot scans the class from one past
+    /// the calling thread's last claim; a class with no free slot costs a scan of all
+    /// its state words before the next class (or [`ShmError::Exhausted`]).
     ///
     /// # Errors
     ///
-    /// [`ShmError::TooLarge`], [`ShmError::Exhausted`], or [`ShmError::Corrupted`] if a
-    /// free list is damaged.
+    /// [`ShmError::TooLarge`], [`ShmError::Exhausted`], [`ShmError::Forked`] in a forked
+    /// child, or [`ShmError::Corrupted`] if the slot's state contradicts this
+    /// attachment's counts.
     ///
     /// ```
     /// use slotring::shm::{ShmAllocator, ShmOptions};
@@ -1244,7 +1243,7 @@ impl ShmAllocator {
     }
 
     /// Reclaims the holds of every attached process that no longer exists, returning the
-    /// slots they held last to the free lists. Safe to call at any time, from any
+    /// slots they held last (or claimed and never published). Safe to call at any time, from any
     /// process, concurrently with others; [`open`](Self::open) calls it too.
     ///
     /// An attachment counts as gone when its entry's lock can be taken (module docs,

@@ -1,5 +1,6 @@
 //! The segment protocol over one block of shared memory: header validation, per-slot
-//! state words, free lists and the process table. Everything here works on a base
+//! state words (claimed in place: there are no free lists) and the process table.
+//! Everything here works on a base
 //! pointer and a length, so the same code runs on a file mapping and, in the unit tests
 //! (and under miri), on heap memory.
 //!
@@ -284,7 +285,7 @@ impl Segment {
     }
 
     /// Publishes a claimed slot with one hold by the process with mask bit `bit`;
-    /// returns its new generation. The caller popped the slot and wrote its payload.
+    /// returns its new generation. The caller claimed the slot and wrote its payload.
     pub(crate) fn activate(&self, global: u32, bit: u32, len: u32, event_type: u32) -> u32 {
         let meta = self.meta(global);
         // Relaxed: published by the Release store in `protocol::activate`.
@@ -395,7 +396,7 @@ impl Segment {
                 }
                 if mask & protocol::CLAIMED != 0 {
                     // Claimed by this entry and never published: the claimer died (or
-                    // failed) between its pop and its publication.
+                    // failed) between its claim and its publication.
                     if protocol::abandon_claim(self.state(global), bit) {
                         report.slots_freed += 1;
                     }
