@@ -49,7 +49,7 @@ const fn with_top(head: u64, top: u32) -> u64 {
 
 /// The free list of one pool. Indices are slot indices; links live in the slots.
 ///
-/// `repr(transparent)` so a shared-memory segment can keep one in a word of its header.
+/// `repr(transparent)`: exactly one atomic word.
 #[derive(Debug)]
 #[repr(transparent)]
 pub(crate) struct FreeList {

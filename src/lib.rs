@@ -85,7 +85,7 @@
 //! * [`error`]: the error types.
 //! * [`synced`]: [`SyncedMemory`](synced::SyncedMemory), per-thread segments written and
 //!   read in barrier-separated cycles (parallel simulations).
-//! * `shm` (cargo feature `shm`, Unix): the same pools in a file mapping shared by
+//! * `shm` (cargo feature `shm`, Linux and Android): the same pools in a file mapping shared by
 //!   several processes, with `u64` tokens passed between them and recovery of the holds
 //!   of processes that died.
 //!
@@ -179,8 +179,16 @@ pub(crate) mod notify;
 mod pool;
 pub mod ptr;
 pub mod ring;
-#[cfg(all(feature = "shm", unix, not(loom)))]
-#[cfg_attr(docsrs, doc(cfg(all(feature = "shm", unix))))]
+// Linux and Android only: liveness rests on open-file-description locks.
+#[cfg(all(
+    feature = "shm",
+    any(target_os = "linux", target_os = "android"),
+    not(loom)
+))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(all(feature = "shm", any(target_os = "linux", target_os = "android"))))
+)]
 pub mod shm;
 mod slot;
 pub mod stats;

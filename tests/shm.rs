@@ -336,12 +336,12 @@ fn files_that_are_not_whole_segments_are_refused() {
         ShmError::Truncated { len, needed } if len == half as u64 && needed == bytes.len() as u64
     ));
     let mut newer = bytes.clone();
-    newer[8..12].copy_from_slice(&2u32.to_le_bytes());
+    newer[8..12].copy_from_slice(&3u32.to_le_bytes());
     assert!(matches!(
         try_bytes(&newer),
         ShmError::UnsupportedVersion {
-            found: 2,
-            supported: 1
+            found: 3,
+            supported: 2
         }
     ));
     let mut bent = bytes.clone();
@@ -366,7 +366,7 @@ fn files_that_are_not_whole_segments_are_refused() {
         Err(ShmError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound
     ));
     assert!(matches!(
-        ShmAllocator::create(&other.0, ShmOptions::default().max_processes(33)),
+        ShmAllocator::create(&other.0, ShmOptions::default().max_processes(32)),
         Err(ShmError::InvalidOptions { .. })
     ));
     // replace_existing swaps in a new segment; the old file's tokens are foreign or
@@ -491,4 +491,95 @@ fn create_allocates_the_whole_file() {
         meta.blocks() * 512,
         shm.segment_size()
     );
+}
+
+/// `replace_existing` makes a new segment at the same path; tokens of the old one must
+/// never name an event of the new one, even when their 9-bit segment tags collide (by
+/// the birthday bound, a few dozen re-creates give several collisions).
+#[test]
+#[cfg_attr(miri, ignore = "maps files")]
+fn tokens_of_a_replaced_segment_are_refused() {
+    use std::collections::HashMap;
+    let seg = TempSegment::new("replaced");
+    let options = ShmOptions::default()
+        .classes(&[(64, 1)])
+        .max_processes(1)
+        .replace_existing(true);
+    let tag = |token: u64| (token >> 23) & 0x1FF;
+    let mut old: HashMap<u64, Vec<u64>> = HashMap::new();
+    let mut collisions = 0;
+    for _ in 0..2000 {
+        let shm = ShmAllocator::create(&seg.0, options.clone()).unwrap();
+        let ev = shm.allocate(b"new", 1).unwrap();
+        let token = ev.to_token();
+        for &foreign in old.get(&tag(token)).into_iter().flatten() {
+            collisions += 1;
+            assert!(
+                shm.from_token(foreign).is_err(),
+                "a token of a replaced segment named an event of the new one"
+            );
+        }
+        old.entry(tag(token)).or_default().push(token);
+        if collisions >= 20 {
+            return;
+        }
+    }
+    panic!("only {collisions} tag collisions in 2000 segments");
+}
+
+/// A segment another local user could have planted, or can write, is refused unless
+/// the caller trusts its group explicitly; a symbolic link at the path is never followed.
+#[test]
+#[cfg_attr(miri, ignore = "maps files")]
+fn open_refuses_files_other_users_could_write() {
+    use slotring::shm::ShmOpenOptions;
+    use std::os::unix::fs::PermissionsExt;
+    let seg = TempSegment::new("trusted");
+    drop(ShmAllocator::create(&seg.0, small(4)).unwrap());
+    let set_mode = |mode: u32| {
+        std::fs::set_permissions(&seg.0, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let untrusted =
+        |r: Result<ShmAllocator, ShmError>| matches!(r, Err(ShmError::Untrusted { .. }));
+    assert!(ShmAllocator::open(&seg.0).is_ok(), "mode 0600, this user's");
+    set_mode(0o666);
+    assert!(
+        untrusted(ShmAllocator::open(&seg.0)),
+        "writable by every user"
+    );
+    set_mode(0o606);
+    assert!(untrusted(ShmAllocator::open(&seg.0)));
+    set_mode(0o660);
+    assert!(
+        untrusted(ShmAllocator::open(&seg.0)),
+        "writable by its group"
+    );
+    // SAFETY: `getegid` has no preconditions.
+    let gid = unsafe { libc::getegid() };
+    let group = ShmOpenOptions::default().shared_group(gid);
+    assert!(ShmAllocator::open_with(&seg.0, &group).is_ok());
+    set_mode(0o662);
+    assert!(
+        untrusted(ShmAllocator::open_with(&seg.0, &group)),
+        "a trusted group does not make every user trusted"
+    );
+    set_mode(0o600);
+    let link = TempSegment::new("trusted-link");
+    std::os::unix::fs::symlink(&seg.0, &link.0).unwrap();
+    assert!(untrusted(ShmAllocator::open(&link.0)), "a symbolic link");
+    // Another owner: only root can stage that.
+    // SAFETY: `geteuid` has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&seg.0, Some(12345), Some(12345)).unwrap();
+        assert!(
+            untrusted(ShmAllocator::open(&seg.0)),
+            "owned by another user"
+        );
+        set_mode(0o660);
+        let theirs = ShmOpenOptions::default().shared_group(12345);
+        assert!(
+            ShmAllocator::open_with(&seg.0, &theirs).is_ok(),
+            "a shared group"
+        );
+    }
 }

@@ -4,8 +4,8 @@
 //! ```text
 //!  offset 0    header (832 B): magic, version, header size, total size, segment id,
 //!              class count, process count, process-table offset, 8 class records
-//!              (slot size, capacity, metadata offset, payload offset), then 8 free-list
-//!              heads, one 64-byte line each
+//!              (slot size, capacity, metadata offset, payload offset), then 8
+//!              reserved 64-byte lines
 //!  832         process table: one 64-byte entry per process
 //!  ...         per class: slot metadata, one 64-byte line per slot
 //!  ...         per class: payloads, `capacity` x `stride` bytes (stride = slot size
@@ -20,11 +20,12 @@
 /// `b"SLOTRING"` as a little-endian `u64`: the first word of every segment, written last.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SLOTRING");
 /// The format version this build reads and writes.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 /// At most this many size classes.
 pub(crate) const MAX_CLASSES: usize = 8;
-/// At most this many processes attached at once (one bit each in a slot's state word).
-pub(crate) const MAX_PROCESSES: u32 = 32;
+/// At most this many processes attached at once (one bit each in a slot's state word;
+/// the word's top mask bit is the claimed marker).
+pub(crate) const MAX_PROCESSES: u32 = 31;
 /// At most this many slots per class (the index field of a token).
 pub(crate) const MAX_CAPACITY: u32 = 1 << INDEX_BITS;
 /// The largest slot size.
@@ -55,19 +56,19 @@ pub(crate) const REC_SLOT_SIZE: usize = 0; // u32
 pub(crate) const REC_CAPACITY: usize = 4; // u32
 pub(crate) const REC_META: usize = 8; // u64
 pub(crate) const REC_PAYLOAD: usize = 16; // u64
-pub(crate) const OFF_HEADS: usize = OFF_CLASSES + MAX_CLASSES * CLASS_RECORD; // u64 per line
-/// Size of the header, free-list heads included.
+/// Eight reserved 64-byte lines (the free-list heads of format version 1; slots are
+/// now claimed in place, with no list).
+pub(crate) const OFF_HEADS: usize = OFF_CLASSES + MAX_CLASSES * CLASS_RECORD;
+/// Size of the header, reserved lines included.
 pub(crate) const HEADER_SIZE: usize = OFF_HEADS + MAX_CLASSES * LINE;
 
 // Slot metadata line.
 pub(crate) const META_STATE: usize = 0; // u64: generation << 32 | process mask
-pub(crate) const META_NEXT: usize = 8; // u32: free-list link
 pub(crate) const META_LEN: usize = 12; // u32
 pub(crate) const META_TYPE: usize = 16; // u32
 
 // Process-table entry.
-pub(crate) const PROC_OWNER: usize = 0; // u64
-pub(crate) const PROC_START: usize = 8; // u64
+pub(crate) const PROC_OWNER: usize = 0; // u64; the entry's lock byte is the line's first
 
 const _: () = assert!(HEADER_SIZE % LINE == 0);
 const _: () = assert!(OFF_HEADS % LINE == 0);
@@ -119,7 +120,7 @@ impl Layout {
             return Err(BadLayout("between 1 and 8 size classes are supported"));
         }
         if processes == 0 || processes > MAX_PROCESSES {
-            return Err(BadLayout("between 1 and 32 processes are supported"));
+            return Err(BadLayout("between 1 and 31 processes are supported"));
         }
         let mut previous = 0;
         for c in classes {
@@ -241,7 +242,7 @@ mod tests {
     fn bad_layouts_are_refused() {
         assert!(Layout::compute(&[], 1).is_err());
         assert!(Layout::compute(&[spec(64, 1)], 0).is_err());
-        assert!(Layout::compute(&[spec(64, 1)], 33).is_err());
+        assert!(Layout::compute(&[spec(64, 1)], 32).is_err());
         assert!(Layout::compute(&[spec(0, 1)], 1).is_err());
         assert!(Layout::compute(&[spec(64, 0)], 1).is_err());
         assert!(Layout::compute(&[spec(64, MAX_CAPACITY + 1)], 1).is_err());
@@ -253,7 +254,7 @@ mod tests {
             .map(|i| spec(MAX_SLOT_SIZE - 7 + i, MAX_CAPACITY))
             .collect();
         #[cfg(target_pointer_width = "64")]
-        assert!(Layout::compute(&big, 32).is_ok());
+        assert!(Layout::compute(&big, 31).is_ok());
         let _ = big;
     }
 

@@ -1,6 +1,6 @@
 //! Slot pools in shared memory: zero-copy events between processes on one machine.
 //!
-//! Behind the cargo feature `shm` (Unix only). A [`ShmAllocator`] creates or opens a
+//! Behind the cargo feature `shm` (Linux and Android only). A [`ShmAllocator`] creates or opens a
 //! *segment*, a file (usually on the `/dev/shm` tmpfs) that every attached process maps.
 //! Events are copied into its slots once; any process turns a `u64` token into a handle
 //! that reads the bytes in place.
@@ -34,15 +34,17 @@
 //! The file starts with a header: the magic `b"SLOTRING"`, a format version, the size
 //! classes (slot size and capacity of each), the offsets of every array and the total
 //! size. Then come a process table, one 64-byte metadata line per slot (state word,
-//! free-list link, length, type) and the payload arrays, all 64-byte aligned. Free lists
-//! are the same tagged Treiber stacks as in the in-process pools, with their heads in the
-//! header. Nothing in the mapping is a pointer: handles store offsets and generations.
+//! length, type) and the payload arrays, all 64-byte aligned. There are no free lists:
+//! a slot is free when its state word says so, a process claims one with a
+//! compare-exchange on that word (scanning its class from where the calling thread last
+//! claimed), and the release that clears the last hold frees it in the same atomic
+//! step. Nothing in the mapping is a pointer: handles store offsets and generations.
 //!
 //! [`ShmAllocator::open`] validates the header before it uses anything in it: magic,
 //! version, the layout recomputed from the class list with checked arithmetic and
 //! compared with every stored offset, and the file length (a truncated file is refused
 //! before any byte past its end could be touched). Indices read from the mapping later
-//! (free-list links, lengths, token fields) are checked against the validated layout; a
+//! (lengths, token fields) are checked against the validated layout; a
 //! corrupted segment yields [`ShmError::Corrupted`], never out-of-bounds access.
 //!
 //! # Holds and processes
@@ -52,57 +54,102 @@
 //! to the slot; how many handles it holds is counted in that process's own memory, so a
 //! clone or drop inside a process only touches the process-local count. The first handle
 //! a process takes sets its bit (one compare-exchange that also checks the generation),
-//! the last one it drops clears it, and the process that clears the last bit returns the
-//! slot to its free list. So a clone in process B keeps the slot alive after process A
+//! the last one it drops clears it, and the clear of the last bit leaves the slot free
+//! (claimable at once). So a clone in process B keeps the slot alive after process A
 //! dropped its handle.
 //!
 //! A process that dies holding handles leaves its bits set. [`ShmAllocator::recover`]
-//! (which every [`open`](ShmAllocator::open) also runs) finds table entries whose process
-//! is gone (`kill(pid, 0)`, plus the start time from `/proc` on Linux so a reused pid is
-//! told apart; zombies count as gone) and clears their bits, freeing the slots they held
-//! last. A process's share of a slot is one bit, set or cleared in one atomic step, so
-//! recovery releases exactly the holds the dead process had: never one twice, never one
-//! of a live process. It is safe to run while other processes work.
+//! (which every [`open`](ShmAllocator::open) also runs) finds table entries whose
+//! attachment is gone and clears their bits, freeing the slots they held last. A
+//! process's share of a slot is one bit, set or cleared in one atomic step, so recovery
+//! releases exactly the holds the dead attachment had: never one twice, never one of a
+//! live attachment. It is safe to run while other processes work.
 //!
-//! Every atomic step of this protocol (the state-word transitions and the per-process
-//! handle counts) lives in two small files that `tests/loom_shm.rs` model-checks with
-//! loom: a last drop racing an upgrade in one process, a reader process upgrading while
-//! the writer releases, recovery racing a live upgrade, two processes releasing at once.
+//! # Liveness: a lock the kernel ties to the attachment
+//!
+//! Whether an attachment is alive is not judged by its pid. Each attachment opens the
+//! segment file itself (close-on-exec) and holds an open-file-description lock
+//! (`F_OFD_SETLK`) on one byte of its process-table entry for its whole life. The
+//! kernel releases that lock exactly when the last descriptor of that open file and the
+//! last mapping made through it are gone, so:
+//!
+//! * a process whose main thread exited while other threads run (state `Z` in `/proc`)
+//!   keeps its lock, and its holds;
+//! * a process in another pid namespace (containers sharing `/dev/shm`) locks the same
+//!   file: its pid, which means nothing here, is never consulted;
+//! * a process that `exec`s loses the descriptor and the mapping, so its holds are
+//!   recovered while the new program runs;
+//! * a process killed by any signal loses its lock at once (`recover` needs no `wait`).
+//!
+//! A recoverer (or an attacher looking for a free entry) takes an entry's lock without
+//! waiting: success proves the owner is gone, and holding it keeps every other
+//! recoverer and attacher off that entry until it is done. A recoverer that dies midway
+//! releases the lock too, and the next recovery redoes the entry (clearing is
+//! idempotent). The owner word and an entry's bits are changed only under its lock.
+//!
+//! **Fork.** A forked child inherits the mapping, the descriptor (so the parent's lock
+//! stays held while the child lives: conservative) and copies of the parent's handles.
+//! The attachment records the fork epoch (moved on in every child by a
+//! `pthread_atfork` handler) and the pid of its maker: in a child, dropping inherited
+//! handles and attachments does nothing, and `allocate`, `from_token` and `recover`
+//! return [`ShmError::Forked`]. An inherited handle stays readable only while the parent
+//! holds the event; open the segment anew in the child (or `exec`).
+//!
+//! Every atomic step of this protocol (the state-word transitions, the per-process
+//! handle counts and the process-table entry protocol) lives in three small files that
+//! `tests/loom_shm.rs` model-checks with loom: a last drop racing an upgrade in one
+//! process, a reader process upgrading while the writer releases, recovery racing a
+//! live upgrade, two processes releasing at once, two claimers racing for one slot,
+//! two recoverers racing an attacher for a dead entry, a process dying while a
+//! recoverer probes it. The kernel's lock is modelled as a mutex per entry. Real
+//! processes (threads exiting, namespaces, `fork`, `exec`, `SIGKILL`) are exercised by
+//! `tests/shm_liveness.rs`.
 //!
 //! # Guarantees, and what they rest on
 //!
-//! * **Trust model: cooperating processes.** Every process that maps the segment runs
-//!   this code. A live slot's payload is immutable from publication until its last hold
-//!   is released, which makes the `&[u8]` a handle hands out sound. A malicious or buggy
-//!   process with write access to the file can still change payload bytes under a
-//!   reader (a data race), truncate the file (later accesses fault with `SIGBUS`) or
-//!   forge state words; none of that can be prevented by a library in the same address
-//!   range. What this module does guarantee is that it never follows an offset or index
-//!   read from the mapping without checking it against the validated layout.
-//! * **Crash windows.** A process killed inside [`allocate`](ShmAllocator::allocate),
-//!   between popping a slot from its free list and publishing it, or inside the drop of
-//!   the last handle anywhere to a slot, between clearing its bit and pushing the slot
-//!   back, leaks that one slot: it is then on no free list and held by nobody, and no
-//!   later recovery can tell it from a slot in use. Each window is a few dozen
-//!   instructions with no system call or lock; at most one slot per thread that was in
-//!   such a window at the moment of death (a recoverer that dies while freeing a slot is
-//!   in the second window too). Everything else a dead process held is recovered.
+//! * **Trust model: cooperating processes of users you trust.** [`open`](ShmAllocator::open)
+//!   refuses ([`ShmError::Untrusted`]) a symbolic link at the path (`O_NOFOLLOW`), a file
+//!   owned by another user, and a file writable by other users or by its group, unless
+//!   the caller names that group ([`ShmOpenOptions::shared_group`]). Every process that
+//!   maps the segment runs this code. A live slot's payload is immutable from
+//!   publication until its last hold is released, which makes the `&[u8]` a handle
+//!   hands out sound. A malicious or buggy process with write access to the file can
+//!   still change payload bytes under a reader (a data race), truncate the file (later
+//!   accesses fault with `SIGBUS`) or forge state words; none of that can be prevented
+//!   by a library in the same address range. What this module does guarantee is that
+//!   it never follows an offset or index read from the mapping without checking it
+//!   against the validated layout, and that a slot is never given to two claimers:
+//!   claiming is one compare-exchange from "free" on the slot's state word.
+//! * **Crashes leak nothing.** Every step that changes who owns a slot is one atomic
+//!   instruction on its state word: a claim sets `CLAIMED | bit` of the claimer, the
+//!   publication replaces it with the claimer's bit, and the clear of the last bit frees
+//!   the slot. So a process killed at any instruction leaves each slot either free, or
+//!   marked with its bit, which the recovery of its entry clears (giving back a slot it
+//!   claimed but never published, while it copied the payload for example). Checked by
+//!   a storm of `SIGKILL`s against four worker processes (`tests/shm_liveness.rs`).
+//! * **Creation.** [`create`](ShmAllocator::create) builds the file without a name
+//!   (`O_TMPFILE`) and links it complete, so a `create` killed midway leaves nothing
+//!   behind. Where the file system cannot do that, it uses a hidden temporary name under
+//!   a creator lock, and the next `create` of that name in the directory removes
+//!   temporaries whose creator is gone.
 //! * **Tokens are names, not holds.** [`ShmPtr::to_token`] does not transfer anything:
 //!   the sender keeps its handle until the receiver has turned the token into its own
 //!   handle ([`ShmAllocator::from_token`]), e.g. until it acknowledges. A token whose slot
 //!   was released meanwhile is refused ([`ShmError::StaleToken`]), as is a token of
-//!   another segment (a 9-bit segment tag catches 511 of 512 of those; the rest are
-//!   checked like any token and refused unless they name a live slot).
-//! * **Limits.** At most 32 processes attached at once (one mask bit each); up to 8 size
-//!   classes of up to 2^20 slots and 16 MiB each; all attached processes must share one
-//!   pid namespace (liveness is checked by pid). Generations are 32 bits, as in-process.
-//! * **Fork.** An attachment belongs to the process that made it: a forked child must not
-//!   use (or drop handles of) its parent's attachment, since both would count under one
-//!   table entry. Open the segment anew in the child (or `exec` first, as the examples
-//!   do).
+//!   another segment: a 9-bit segment tag catches 511 of 512 of those, and the
+//!   generation a token carries is XORed with a random 32-bit key of its segment, so the
+//!   rest (a segment replaced at the same path, for example) decode to a random
+//!   generation and name a live slot with probability about 2^-32.
+//! * **Limits.** Linux and Android only (open-file-description locks). At most 31
+//!   processes attached at once (one mask bit each; the 32nd bit marks claimed slots);
+//!   up to 8 size classes of up to 2^20 slots and 16 MiB each. Generations are 32 bits,
+//!   as in-process.
 
+mod entry;
 mod layout;
+mod liveness;
 mod local;
+mod new_file;
 mod process;
 mod protocol;
 mod segment;
@@ -115,7 +162,9 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use self::entry::EntryLocks;
 use self::layout::{ClassSpec, HEADER_SIZE, Layout, MAX_PROCESSES, ShmToken};
+use self::liveness::OfdLocks;
 use self::local::{Acquired, LocalCount};
 use self::segment::Segment;
 use crate::allocator::DEFAULT_CAPACITIES;
@@ -195,6 +244,17 @@ pub enum ShmError {
     StaleToken,
     /// The token does not name a slot of this segment.
     ForeignToken,
+    /// [`ShmAllocator::open`] refused a file that another local user could have made or
+    /// can write: a symbolic link, a file owned by another user, or one writable by
+    /// other users or (unless [`ShmOpenOptions::shared_group`] names its group) by its
+    /// group.
+    Untrusted {
+        /// What is wrong with the file.
+        reason: &'static str,
+    },
+    /// The attachment was inherited through `fork`: it belongs to the parent process.
+    /// Open the segment anew in the child.
+    Forked,
 }
 
 impl fmt::Display for ShmError {
@@ -236,6 +296,12 @@ impl fmt::Display for ShmError {
                 f.write_str("the token's slot was released since the token was made")
             }
             ShmError::ForeignToken => f.write_str("the token does not name a slot of this segment"),
+            ShmError::Untrusted { reason } => {
+                write!(f, "refusing to open the segment file: {reason}")
+            }
+            ShmError::Forked => {
+                f.write_str("the attachment belongs to the parent process (inherited through fork)")
+            }
         }
     }
 }
@@ -259,7 +325,7 @@ impl From<io::Error> for ShmError {
 /// existing file.
 ///
 /// The default has the five in-process classes (64 B to 16 KiB, with
-/// [`DEFAULT_CAPACITIES`] slots: about 1.2 MB of payload) and room for 32 processes.
+/// [`DEFAULT_CAPACITIES`] slots: about 1.2 MB of payload) and room for 31 processes.
 ///
 /// ```
 /// use slotring::shm::ShmOptions;
@@ -274,6 +340,7 @@ pub struct ShmOptions {
     classes: Vec<(usize, usize)>,
     processes: usize,
     replace: bool,
+    group: Option<u32>,
 }
 
 impl Default for ShmOptions {
@@ -286,6 +353,7 @@ impl Default for ShmOptions {
                 .collect(),
             processes: MAX_PROCESSES as usize,
             replace: false,
+            group: None,
         }
     }
 }
@@ -318,7 +386,7 @@ impl ShmOptions {
         self
     }
 
-    /// How many processes may be attached at once (1 to 32; default 32).
+    /// How many processes may be attached at once (1 to 31; default 31).
     ///
     /// ```
     /// use slotring::shm::{ShmAllocator, ShmOptions};
@@ -367,6 +435,31 @@ impl ShmOptions {
         self
     }
 
+    /// Creates the file for a group of users: group `gid`, mode 0660 (default: mode
+    /// 0600, this user only). Processes of other users open it with
+    /// [`ShmOpenOptions::shared_group`] naming the same group.
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOpenOptions, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-group-{}", std::process::id()));
+    /// // SAFETY: `getegid` has no preconditions.
+    /// let gid = unsafe { libc::getegid() };
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().shared_group(gid).replace_existing(true))?;
+    /// // Group-writable: a plain open refuses it, an open naming the group accepts it.
+    /// assert!(ShmAllocator::open(&path).is_err());
+    /// let peer = ShmAllocator::open_with(&path, &ShmOpenOptions::default().shared_group(gid))?;
+    /// # drop((peer, shm));
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn shared_group(mut self, gid: u32) -> Self {
+        self.group = Some(gid);
+        self
+    }
+
     fn specs(&self) -> Result<(Vec<ClassSpec>, u32), ShmError> {
         let too_big = ShmError::InvalidOptions {
             what: "a slot size or capacity does not fit in 32 bits",
@@ -387,6 +480,58 @@ impl ShmOptions {
             .collect::<Result<Vec<_>, ShmError>>()?;
         let processes = u32::try_from(self.processes).map_err(|_| too_big)?;
         Ok((specs, processes))
+    }
+}
+
+/// Whom [`ShmAllocator::open_with`] trusts besides this user.
+///
+/// By default a segment file must be owned by the effective user and writable by
+/// nobody else (mode 0600 or stricter: no group or other write bit), so another local
+/// user cannot plant a segment at the path and rewrite live payloads.
+///
+/// ```
+/// use slotring::shm::ShmOpenOptions;
+/// let trusting_staff = ShmOpenOptions::default().shared_group(50);
+/// # let _ = trusting_staff;
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShmOpenOptions {
+    group: Option<u32>,
+}
+
+impl ShmOpenOptions {
+    /// Also accepts a file of group `gid` (any owner), writable by that group: every
+    /// member of the group is trusted like this user. Files writable by other users are
+    /// still refused.
+    ///
+    /// ```
+    /// use slotring::shm::ShmOpenOptions;
+    /// let options = ShmOpenOptions::default().shared_group(1000);
+    /// # let _ = options;
+    /// ```
+    #[must_use]
+    pub fn shared_group(mut self, gid: u32) -> Self {
+        self.group = Some(gid);
+        self
+    }
+
+    /// Refuses a file this user should not trust (see the type's docs).
+    fn check(&self, meta: &std::fs::Metadata) -> Result<(), ShmError> {
+        use std::os::unix::fs::MetadataExt;
+        let untrusted = |reason| Err(ShmError::Untrusted { reason });
+        let mode = meta.mode();
+        let group_trusted = self.group == Some(meta.gid());
+        if mode & 0o002 != 0 {
+            return untrusted("the file is writable by every user");
+        }
+        // SAFETY: `geteuid` has no preconditions and cannot fail.
+        if meta.uid() != unsafe { libc::geteuid() } && !group_trusted {
+            return untrusted("the file is owned by another user");
+        }
+        if mode & 0o020 != 0 && !group_trusted {
+            return untrusted("the file is writable by its group");
+        }
+        Ok(())
     }
 }
 
@@ -411,7 +556,8 @@ pub struct RecoveryReport {
     pub processes: u32,
     /// Slot holds (one per dead process and slot) released.
     pub holds: u64,
-    /// Slots returned to their free lists because a dead process held them last.
+    /// Slots freed because a dead process held them last (or had claimed them and not
+    /// published them yet).
     pub slots_freed: u64,
 }
 
@@ -509,6 +655,14 @@ impl ShmStats {
     }
 }
 
+thread_local! {
+    /// Where this thread's next claim in each class starts scanning (next fit: one past
+    /// its last claim), so threads that allocate keep to their own stretch of slots
+    /// instead of meeting on one word.
+    static SCAN_FROM: [core::cell::Cell<u32>; layout::MAX_CLASSES] =
+        const { [const { core::cell::Cell::new(0) }; layout::MAX_CLASSES] };
+}
+
 /// The memory a segment lives in; unmapped (or freed) after the attachment is released.
 enum Memory {
     Mapped(#[allow(dead_code, reason = "kept only to unmap on drop")] memmap2::MmapRaw),
@@ -529,22 +683,36 @@ struct Inner {
     /// This attachment's process-table entry and its mask bit.
     entry: u32,
     bit: u32,
-    /// This process's id (recorded as the recoverer).
+    /// The id of the process that made the attachment, and the fork epoch then: a
+    /// forked child that inherited the attachment sees another epoch (or pid).
     pid: u32,
+    epoch: u64,
     /// The segment tag carried in tokens.
     tag: u32,
+    /// XORed into the generation a token carries (the segment id's upper half), so a
+    /// token of another segment whose tag collides decodes to a random generation.
+    key: u32,
     /// Handles this attachment holds, per global slot index.
     local: Box<[LocalCount]>,
+    /// The entry locks, through this attachment's own open of the file: its entry's is
+    /// held from `attach` to `drop` (its liveness, `liveness.rs`).
+    locks: Box<dyn EntryLocks>,
+    /// One recovery at a time through `locks` (threads share the description's locks).
+    recovering: std::sync::Mutex<()>,
     path: Option<PathBuf>,
     _memory: Memory,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if liveness::inherited_by(self.epoch, self.pid) {
+            // A forked child's copy: the entry, its holds and its lock are the parent's.
+            return;
+        }
         // Every handle is gone (each slot this process holds owns a strong count of us),
-        // so no bit of ours is set; `detach` clears any that are anyway and frees the
-        // entry.
-        self.seg.detach(self.entry);
+        // so no bit of ours is set; `detach` clears any that are anyway, frees the
+        // entry and unlocks it.
+        self.seg.detach(self.entry, &*self.locks);
     }
 }
 
@@ -552,28 +720,30 @@ impl Inner {
     fn attach(
         seg: Segment,
         memory: Memory,
+        locks: Box<dyn EntryLocks>,
         path: Option<PathBuf>,
-        pid: u32,
-        start: u64,
     ) -> Result<Arc<Self>, ShmError> {
-        let entry = match seg.attach(pid, start) {
-            Some(entry) => entry,
-            None => {
-                seg.recover(pid, &process::is_alive);
-                seg.attach(pid, start).ok_or(ShmError::ProcessTableFull {
-                    max: seg.layout().processes,
-                })?
-            }
+        let pid = process::current_pid();
+        let epoch = liveness::fork_epoch();
+        let Some((entry, _)) = seg.attach(&*locks, pid)? else {
+            return Err(ShmError::ProcessTableFull {
+                max: seg.layout().processes,
+            });
         };
         let local = (0..seg.layout().slots).map(|_| LocalCount::new()).collect();
         let tag = (seg.segment_id() as u32) & ShmToken::TAG_MASK;
+        let key = (seg.segment_id() >> 32) as u32;
         Ok(Arc::new(Self {
             seg,
             entry,
             bit: 1 << entry,
             pid,
+            epoch,
             tag,
+            key,
             local,
+            locks,
+            recovering: std::sync::Mutex::new(()),
             path,
             _memory: memory,
         }))
@@ -618,7 +788,7 @@ impl Inner {
     }
 
     /// Takes a hold on `global` if it is live in `generation`.
-    fn acquire(this: &Arc<Self>, global: u32, generation: u32, class: usize) -> bool {
+    fn acquire(this: &Arc<Self>, global: u32, generation: u32) -> bool {
         let acquired = this.local[global as usize].acquire(|| {
             let joined = this.seg.join(global, generation, this.bit);
             if joined {
@@ -635,7 +805,7 @@ impl Inner {
             // be another life than the token's.
             Acquired::More if this.seg.snapshot(global).0 == generation => true,
             Acquired::More => {
-                if this.release(global, class) {
+                if this.release(global) {
                     // SAFETY: the process's hold owned one strong count, and the caller's
                     // `Arc` keeps another, so this does not free `this`.
                     unsafe { Arc::decrement_strong_count(Arc::as_ptr(this)) };
@@ -648,11 +818,10 @@ impl Inner {
     /// Drops one of this attachment's holds on `global`. Returns `true` if it was the
     /// process's last: the caller then owns the strong count that hold kept on the
     /// attachment and must release it (after its last use of `self`).
-    fn release(&self, global: u32, class: usize) -> bool {
+    fn release(&self, global: u32) -> bool {
+        // The clear that empties the mask frees the slot: there is nothing else to do.
         self.local[global as usize].release(|| {
-            if self.seg.leave(global, self.bit) {
-                self.seg.push(class, global);
-            }
+            self.seg.leave(global, self.bit);
         })
     }
 }
@@ -751,13 +920,15 @@ impl ShmAllocator {
     /// Creates a segment file at `path` (a bare name means `/dev/shm/<name>`) and
     /// attaches to it.
     ///
-    /// The file is written under a temporary name and moved into place complete, so a
-    /// concurrent [`open`](Self::open) sees either no file or a whole segment. On Linux
-    /// its blocks are allocated up front (`posix_fallocate`), so a file system without
-    /// room for the whole segment fails here with an I/O error (`StorageFull`) rather
-    /// than with `SIGBUS` on a later access. It is
-    /// created with mode 0600 (this user only) and stays until removed
-    /// (`std::fs::remove_file`); processes attached to it keep working after removal.
+    /// The file is built without a name (`O_TMPFILE`; elsewhere under a hidden
+    /// temporary name) and linked into place complete, so a concurrent
+    /// [`open`](Self::open) sees either no file or a whole segment, and a `create`
+    /// killed midway leaves nothing behind (module docs, *Creation*). Its blocks are
+    /// allocated up front (`posix_fallocate`), so a file system without room for the
+    /// whole segment fails here with an I/O error (`StorageFull`) rather than with
+    /// `SIGBUS` on a later access. It is created with mode 0600 (this user only; see
+    /// [`ShmOptions::shared_group`]) and stays until removed (`std::fs::remove_file`);
+    /// processes attached to it keep working after removal.
     ///
     /// # Errors
     ///
@@ -788,61 +959,51 @@ impl ShmAllocator {
         let name = path.file_name().ok_or(ShmError::InvalidOptions {
             what: "the path has no file name",
         })?;
-        let pid = process::current_pid();
-        let tmp = dir.join(format!(
-            ".{}.{pid}.{:016x}.tmp",
-            name.to_string_lossy(),
-            process::random_id()
-        ));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        new_file::sweep_stale(&dir, name);
+        let mut new = new_file::NewFile::begin(&dir, name)?;
         let built = (|| {
+            let file = new.file();
+            if let Some(gid) = options.group {
+                std::os::unix::fs::fchown(file, None, Some(gid))?;
+                file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o660))?;
+            }
             file.set_len(layout.total as u64)?;
-            reserve(&file, layout.total)?;
-            let (map, base) = map(&file, layout.total)?;
+            reserve(file, layout.total)?;
+            let (map, base) = map(file, layout.total)?;
             // SAFETY: a fresh mapping of a file we just created and sized (zero-filled,
-            // page-aligned, `total` bytes), under a name nobody else opens; the mapping
-            // outlives the segment (both move into one `Inner`, the segment is detached
-            // in `Inner::drop` before the mapping field drops).
+            // page-aligned, `total` bytes), which nobody else can open yet (no name, or
+            // a hidden one); the mapping outlives the segment (both move into one
+            // `Inner`, the segment is detached in `Inner::drop` before the mapping
+            // field drops).
             let seg = unsafe {
                 Segment::create(base, layout.total, &specs, processes, process::random_id())
             }?;
-            if options.replace {
-                std::fs::rename(&tmp, &path)?;
-            } else {
-                std::fs::hard_link(&tmp, &path)?;
-                std::fs::remove_file(&tmp)?;
-            }
+            new.publish(&dir, &path, options.replace)?;
             Ok::<_, ShmError>((seg, map))
         })();
         let (seg, map) = match built {
             Ok(v) => v,
             Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
+                new.abandon();
                 return Err(e);
             }
         };
-        let inner = Inner::attach(
-            seg,
-            Memory::Mapped(map),
-            Some(path),
-            pid,
-            process::start_time(pid),
-        )?;
+        let file = new.finish();
+        let locks = Box::new(OfdLocks::new(file, seg.layout().proc_table));
+        let inner = Inner::attach(seg, Memory::Mapped(map), locks, Some(path))?;
         Ok(Self { inner })
     }
 
     /// Opens and validates the segment at `path` (a bare name means `/dev/shm/<name>`),
     /// attaches to it, and recovers the holds of dead processes
-    /// ([`recover`](Self::recover)).
+    /// ([`recover`](Self::recover)). Only a file this user owns and nobody else can
+    /// write is accepted ([`open_with`](Self::open_with) can trust a group too).
     ///
     /// # Errors
     ///
-    /// [`ShmError::Io`], [`ShmError::NotASegment`], [`ShmError::UnsupportedVersion`],
+    /// [`ShmError::Untrusted`] (a symbolic link, a file of another user, or one that
+    /// other users or its group can write: see [`ShmOpenOptions`]), [`ShmError::Io`],
+    /// [`ShmError::NotASegment`], [`ShmError::UnsupportedVersion`],
     /// [`ShmError::Truncated`], [`ShmError::Corrupted`] (nothing in the file is used
     /// before it is validated), or [`ShmError::ProcessTableFull`].
     ///
@@ -865,12 +1026,51 @@ impl ShmAllocator {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ShmError> {
+        Self::open_with(path, &ShmOpenOptions::default())
+    }
+
+    /// [`open`](Self::open), trusting what `options` says besides this user (a shared
+    /// group).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    ///
+    /// ```
+    /// use slotring::shm::{ShmAllocator, ShmOpenOptions, ShmOptions};
+    /// # #[cfg(not(miri))] { // miri: no file system, no mmap
+    /// # let path = std::env::temp_dir().join(format!("slotring-doc-openwith-{}", std::process::id()));
+    /// let shm = ShmAllocator::create(&path, ShmOptions::default().replace_existing(true))?;
+    /// // A file of this user, mode 0600: trusted with or without a shared group.
+    /// let again = ShmAllocator::open_with(&path, &ShmOpenOptions::default().shared_group(0))?;
+    /// # drop((again, shm));
+    /// # std::fs::remove_file(&path)?;
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_with(path: impl AsRef<Path>, options: &ShmOpenOptions) -> Result<Self, ShmError> {
         let path = resolve(path.as_ref());
-        let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        let file = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            // A symbolic link at the path is refused, not followed.
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Ok(file) => file,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(ShmError::Untrusted {
+                    reason: "the path is a symbolic link",
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // `fstat` of the descriptor we map: no race with a file swapped at the path.
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(ShmError::NotASegment);
         }
+        options.check(&meta)?;
         let len = meta.len();
         if len < HEADER_SIZE as u64 {
             return Err(ShmError::Truncated {
@@ -886,14 +1086,10 @@ impl ShmAllocator {
         // long as the segment (both move into one `Inner`); every process accesses the
         // header and metadata atomically (trust model in the module docs).
         let seg = unsafe { Segment::open(base, len) }?;
-        let pid = process::current_pid();
-        let inner = Inner::attach(
-            seg,
-            Memory::Mapped(map),
-            Some(path),
-            pid,
-            process::start_time(pid),
-        )?;
+        // The descriptor stays open (close-on-exec, as std opens every file) for the
+        // attachment's life: its entry lock is its liveness.
+        let locks = Box::new(OfdLocks::new(file, seg.layout().proc_table));
+        let inner = Inner::attach(seg, Memory::Mapped(map), locks, Some(path))?;
         let shm = Self { inner };
         shm.recover();
         Ok(shm)
@@ -932,12 +1128,15 @@ impl ShmAllocator {
     }
 
     /// Copies `payload` into a free slot of the smallest class that fits and has one,
-    /// and returns the only handle to it.
+    /// and returns the only handle to it. Finding a slot scans the class from one past
+    /// the calling thread's last claim; a class with no free slot costs a scan of all
+    /// its state words before the next class (or [`ShmError::Exhausted`]).
     ///
     /// # Errors
     ///
-    /// [`ShmError::TooLarge`], [`ShmError::Exhausted`], or [`ShmError::Corrupted`] if a
-    /// free list is damaged.
+    /// [`ShmError::TooLarge`], [`ShmError::Exhausted`], [`ShmError::Forked`] in a forked
+    /// child, or [`ShmError::Corrupted`] if the slot's state contradicts this
+    /// attachment's counts.
     ///
     /// ```
     /// use slotring::shm::{ShmAllocator, ShmOptions};
@@ -952,6 +1151,9 @@ impl ShmAllocator {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn allocate(&self, payload: &[u8], event_type: u32) -> Result<ShmPtr, ShmError> {
+        if liveness::forked_since(self.inner.epoch) {
+            return Err(ShmError::Forked);
+        }
         let classes = &self.inner.seg.layout().classes;
         let len = payload.len();
         let Some(first) = classes.iter().position(|c| c.slot_size as usize >= len) else {
@@ -961,7 +1163,10 @@ impl ShmAllocator {
             });
         };
         for class in first..classes.len() {
-            if let Some(global) = self.inner.seg.pop(class)? {
+            let from = SCAN_FROM.with(|hints| hints[class].get());
+            if let Some(global) = self.inner.seg.claim(class, self.inner.bit, from) {
+                let next = global - classes[class].first + 1;
+                SCAN_FROM.with(|hints| hints[class].set(next));
                 return Inner::publish(&self.inner, class, global, payload, event_type);
             }
         }
@@ -998,6 +1203,9 @@ impl ShmAllocator {
     pub fn from_token(&self, token: u64) -> Result<ShmPtr, ShmError> {
         let t = ShmToken::decode(token);
         let inner = &self.inner;
+        if liveness::forked_since(inner.epoch) {
+            return Err(ShmError::Forked);
+        }
         let layout = inner.seg.layout();
         if t.tag != inner.tag {
             return Err(ShmError::ForeignToken);
@@ -1010,12 +1218,13 @@ impl ShmAllocator {
             return Err(ShmError::ForeignToken);
         }
         let global = c.first + t.index;
-        if !Inner::acquire(inner, global, t.generation, class) {
+        let generation = t.generation ^ inner.key;
+        if !Inner::acquire(inner, global, generation) {
             return Err(ShmError::StaleToken);
         }
         let (len, _) = inner.seg.len_and_type(global);
         if len > c.slot_size {
-            if inner.release(global, class) {
+            if inner.release(global) {
                 // SAFETY: the hold owned one strong count; `self` keeps another.
                 unsafe { Arc::decrement_strong_count(Arc::as_ptr(inner)) };
             }
@@ -1027,19 +1236,21 @@ impl ShmAllocator {
             inner: attachment_ptr(inner),
             data: inner.seg.payload(class, t.index),
             global,
-            generation: t.generation,
+            generation,
             len,
             class: class as u8,
         })
     }
 
     /// Reclaims the holds of every attached process that no longer exists, returning the
-    /// slots they held last to the free lists. Safe to call at any time, from any
+    /// slots they held last (or claimed and never published). Safe to call at any time, from any
     /// process, concurrently with others; [`open`](Self::open) calls it too.
     ///
-    /// A process counts as gone when `kill(pid, 0)` fails, when it is a zombie, or (on
-    /// Linux) when its pid now belongs to a process with another start time. Reap
-    /// (`wait` for) killed children before expecting their holds back.
+    /// An attachment counts as gone when its entry's lock can be taken (module docs,
+    /// *Liveness*): after its process died (whatever the signal, no `wait` needed),
+    /// `exec`ed or dropped it; never while any thread of it runs, whatever its pid
+    /// namespace. In a forked child that inherited the attachment this does nothing and
+    /// reports nothing (the locks are the parent's).
     ///
     /// ```
     /// use slotring::shm::{ShmAllocator, ShmOptions};
@@ -1054,7 +1265,16 @@ impl ShmAllocator {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recover(&self) -> RecoveryReport {
-        let r = self.inner.seg.recover(self.inner.pid, &process::is_alive);
+        let inner = &self.inner;
+        if liveness::inherited_by(inner.epoch, inner.pid) {
+            // The locks are the parent's: through them every entry would look dead.
+            return RecoveryReport::default();
+        }
+        let _one_at_a_time = inner
+            .recovering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let r = inner.seg.recover(inner.entry, &*inner.locks);
         RecoveryReport {
             processes: r.processes,
             holds: r.holds,
@@ -1278,7 +1498,7 @@ impl ShmPtr {
     pub fn to_token(&self) -> u64 {
         let first = self.inner().seg.layout().classes[self.class as usize].first;
         ShmToken {
-            generation: self.generation,
+            generation: self.generation ^ self.inner().key,
             tag: self.inner().tag,
             class: u32::from(self.class),
             index: self.global - first,
@@ -1399,7 +1619,13 @@ impl Drop for ShmPtr {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: our hold keeps the attachment alive until this call's end.
-        let last = unsafe { self.inner.as_ref() }.release(self.global, self.class as usize);
+        let inner = unsafe { self.inner.as_ref() };
+        if liveness::forked_since(inner.epoch) {
+            // Inherited through `fork`: the hold is the parent's, not ours to release
+            // (and the attachment's count stays, so the child never detaches it).
+            return;
+        }
+        let last = inner.release(self.global);
         if last {
             // SAFETY: the process's hold owned this strong count (see the field docs);
             // the pointer came from `Arc::as_ptr`, and nothing of the attachment is used

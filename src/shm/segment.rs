@@ -1,5 +1,6 @@
 //! The segment protocol over one block of shared memory: header validation, per-slot
-//! state words, free lists and the process table. Everything here works on a base
+//! state words (claimed in place: there are no free lists) and the process table.
+//! Everything here works on a base
 //! pointer and a length, so the same code runs on a file mapping and, in the unit tests
 //! (and under miri), on heap memory.
 //!
@@ -22,37 +23,24 @@
 //!
 //! # Process table entry
 //!
-//! `owner` is 0 (free), `ATTACHED | nonce << 32 | pid` or
-//! `RECOVERING | nonce << 32 | pid of the recoverer`; `start` is the attached process's
-//! start time (0 if unknown), used to tell a reused pid from the original process. The
-//! nonce (24 random bits, new for every claim of the entry) makes each owner word name
-//! one claim: a recoverer that checked a dead owner and then compare-exchanges the word
-//! fails if the entry was freed and claimed again meanwhile, even by a process that got
-//! the same pid (without it, that recoverer would clear the new process's bits).
+//! `owner` is 0 (free) or `ATTACHED | pid` (the pid only for people reading the file:
+//! nothing trusts it). Whether the attachment is alive is not in the mapping at all: it
+//! is the entry's lock (`liveness.rs`), held by the attachment for its whole life. The
+//! owner word and the entry's holds are changed only by whoever holds that lock: the
+//! attachment itself, or a recoverer or attacher that took the lock of a dead one. So
+//! the owner word cannot change under a recoverer, and an entry whose recoverer died
+//! mid-way is simply recovered again (clearing holds is idempotent).
 
 use core::ptr::NonNull;
 
 use super::ShmError;
+use super::entry::{self, EntryLocks};
 use super::layout::*;
 use super::protocol::{self, generation_of, mask_of};
-use crate::free_list::FreeList;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
-const KIND_SHIFT: u32 = 56;
-const ATTACHED: u64 = 1 << KIND_SHIFT;
-const RECOVERING: u64 = 2 << KIND_SHIFT;
-const KIND_MASK: u64 = 0xFF << KIND_SHIFT;
-const NONCE_SHIFT: u32 = 32;
-const NONCE_MASK: u64 = (1 << (KIND_SHIFT - NONCE_SHIFT)) - 1;
-
-/// An owner word of `kind` for `pid`, with a fresh nonce (table entry docs above).
-fn owner_word(kind: u64, pid: u32) -> u64 {
-    kind | ((super::process::nonce() & NONCE_MASK) << NONCE_SHIFT) | u64::from(pid)
-}
-
-/// What a free-list walk reads for a link that points outside the class: the end of the
-/// list. The popped index is then refused as corrupted.
-static DUMMY_LINK: AtomicU32 = AtomicU32::new(0);
+/// The owner word of an attached entry, with the pid in the low half.
+const ATTACHED: u64 = 1 << 56;
 
 /// What [`Segment::recover`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -125,20 +113,10 @@ impl Segment {
             seg.u32_at(rec + REC_CAPACITY).store(c.capacity, r);
             seg.u64_at(rec + REC_META).store(c.meta as u64, r);
             seg.u64_at(rec + REC_PAYLOAD).store(c.payload as u64, r);
-            // Chain 0 -> 1 -> ... -> capacity - 1 and push it in one step, so slots are
-            // handed out from index 0 up and untouched payload pages stay untouched.
-            for index in 0..c.capacity - 1 {
-                seg.link(c.first + index).store(index + 2, r);
-            }
-            let last = seg.link(c.first + c.capacity - 1);
-            seg.free_list(i)
-                .push_chain(0, last)
-                .map_err(|_| ShmError::Corrupted {
-                    what: "the free list of a fresh segment is closed",
-                })?;
         }
+        // Every state word is 0 (free) in the zeroed memory.
         // Release: the magic is the last word written; an opener that Acquires it sees
-        // the whole header and every free list.
+        // the whole header.
         seg.u64_at(OFF_MAGIC).store(MAGIC, Ordering::Release);
         Ok(seg)
     }
@@ -264,37 +242,19 @@ impl Segment {
     }
 
     #[inline]
-    fn free_list(&self, class: usize) -> &FreeList {
-        let word = self.u64_at(OFF_HEADS + class * LINE);
-        // SAFETY: `FreeList` is `repr(transparent)` over one `AtomicU64`, and `word` is a
-        // valid, aligned atomic for the segment's lifetime (see `u64_at`).
-        unsafe { &*(word as *const AtomicU64).cast::<FreeList>() }
-    }
-
-    #[inline]
     fn meta(&self, global: u32) -> usize {
         debug_assert!(global < self.layout.slots);
         self.layout.classes[0].meta + global as usize * LINE
     }
 
     #[inline]
-    fn state(&self, global: u32) -> &AtomicU64 {
+    pub(crate) fn state(&self, global: u32) -> &AtomicU64 {
         self.u64_at(self.meta(global) + META_STATE)
-    }
-
-    #[inline]
-    fn link(&self, global: u32) -> &AtomicU32 {
-        self.u32_at(self.meta(global) + META_NEXT)
     }
 
     fn owner(&self, entry: u32) -> &AtomicU64 {
         assert!(entry < self.layout.processes);
         self.u64_at(self.layout.proc_table + entry as usize * LINE + PROC_OWNER)
-    }
-
-    fn start(&self, entry: u32) -> &AtomicU64 {
-        assert!(entry < self.layout.processes);
-        self.u64_at(self.layout.proc_table + entry as usize * LINE + PROC_START)
     }
 
     /// The first payload byte of slot `index` of `class` (both in range).
@@ -310,46 +270,22 @@ impl Segment {
 
     // ---- slots ----
 
-    /// Pops a free slot of `class`, exclusively ours until `activate`. Returns its global
-    /// index, `None` if the class is empty.
-    pub(crate) fn pop(&self, class: usize) -> Result<Option<u32>, ShmError> {
+    /// Claims a free slot of `class` for the process with mask bit `bit`: exclusively
+    /// ours until `activate` (or, if we die first, until recovery of our entry frees
+    /// it). Scans the class's state words from index `from` (any value; taken modulo
+    /// the capacity), claiming the first free one with one compare-exchange. Returns its
+    /// global index, `None` if every slot of the class is taken.
+    pub(crate) fn claim(&self, class: usize, bit: u32, from: u32) -> Option<u32> {
         let c = self.layout.classes[class];
-        let links = |i: u32| -> &AtomicU32 {
-            if i < c.capacity {
-                self.link(c.first + i)
-            } else {
-                &DUMMY_LINK
-            }
-        };
-        let Some(index) = self.free_list(class).pop(links) else {
-            return Ok(None);
-        };
-        if index >= c.capacity {
-            return Err(ShmError::Corrupted {
-                what: "a free-list link points outside its class",
-            });
-        }
-        let global = c.first + index;
-        // Relaxed: a check only; the pop's Acquire ordered us after the last release.
-        if mask_of(self.state(global).load(Ordering::Relaxed)) != 0 {
-            return Err(ShmError::Corrupted {
-                what: "a live slot was on the free list",
-            });
-        }
-        Ok(Some(global))
-    }
-
-    /// Returns a free slot (mask 0, owned by the caller) to its class's list.
-    pub(crate) fn push(&self, class: usize, global: u32) {
-        // A closed list can only come from a corrupted head word; the slot is leaked
-        // rather than linked into a list nobody can trust.
-        let _ = self
-            .free_list(class)
-            .push_chain(global - self.layout.classes[class].first, self.link(global));
+        let start = from % c.capacity;
+        (start..c.capacity)
+            .chain(0..start)
+            .map(|index| c.first + index)
+            .find(|&global| protocol::claim(self.state(global), bit))
     }
 
     /// Publishes a claimed slot with one hold by the process with mask bit `bit`;
-    /// returns its new generation. The caller popped the slot and wrote its payload.
+    /// returns its new generation. The caller claimed the slot and wrote its payload.
     pub(crate) fn activate(&self, global: u32, bit: u32, len: u32, event_type: u32) -> u32 {
         let meta = self.meta(global);
         // Relaxed: published by the Release store in `protocol::activate`.
@@ -365,7 +301,7 @@ impl Segment {
     }
 
     /// Clears `bit` (the caller's process held the slot); returns `true` if that was the
-    /// last hold: the slot is then free and the caller must `push` it.
+    /// last hold: the slot is then free (claimable at once).
     pub(crate) fn leave(&self, global: u32, bit: u32) -> bool {
         let last = protocol::clear_bit(self.state(global), bit);
         debug_assert!(last.is_some(), "left a slot not held");
@@ -394,96 +330,76 @@ impl Segment {
 
     // ---- processes ----
 
-    /// Claims a free process-table entry for `pid`; returns its index.
-    pub(crate) fn attach(&self, pid: u32, start: u64) -> Option<u32> {
-        let word = owner_word(ATTACHED, pid);
-        (0..self.layout.processes).find(|&entry| {
-            let claimed = self
-                .owner(entry)
-                .compare_exchange(
-                    0,
-                    word,
-                    // Acquire: pairs with the Release store of 0 in `detach` or at the
-                    // end of a recovery, so the former occupant's cleared bits are
-                    // visible before we hold anything under this entry's bit.
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                )
-                .is_ok();
-            if claimed {
-                // Relaxed: a recoverer that reads 0 here falls back to a pid check,
-                // which is conservative (a live pid is never taken for dead).
-                self.start(entry).store(start, Ordering::Relaxed);
+    /// Claims a process-table entry for `pid`: the first whose lock `locks` can take.
+    /// An entry left by a dead attachment (owner word set, lock free) is recovered on
+    /// the way. Returns the entry and what was recovered; `None` if every entry's lock
+    /// is held.
+    pub(crate) fn attach(
+        &self,
+        locks: &dyn EntryLocks,
+        pid: u32,
+    ) -> Result<Option<(u32, Recovered)>, ShmError> {
+        for entry in 0..self.layout.processes {
+            let mut report = Recovered::default();
+            let word = ATTACHED | u64::from(pid);
+            let claimed = entry::claim(self.owner(entry), locks, entry, word, || {
+                report = self.clear_holds(entry);
+                report.processes = 1;
+            })?;
+            if claimed.is_some() {
+                return Ok(Some((entry, report)));
             }
-            claimed
-        })
+        }
+        Ok(None)
     }
 
-    /// Releases `entry` after clearing every bit it still holds.
-    pub(crate) fn detach(&self, entry: u32) -> Recovered {
-        let report = self.clear_holds(entry);
-        // Relaxed: ordered before the Release store below.
-        self.start(entry).store(0, Ordering::Relaxed);
-        // Release: pairs with the Acquire in `attach`.
-        self.owner(entry).store(0, Ordering::Release);
+    /// Releases `entry` after clearing every bit it still holds; the caller holds the
+    /// entry's lock through `locks` and gives it up here.
+    pub(crate) fn detach(&self, entry: u32, locks: &dyn EntryLocks) -> Recovered {
+        let mut report = Recovered::default();
+        entry::release(self.owner(entry), locks, entry, || {
+            report = self.clear_holds(entry);
+        });
         report
     }
 
-    /// Clears the holds of every entry whose process is gone (`alive(pid, start)` is
-    /// false) and frees the slots they held last. `me` is the caller's pid, recorded as
-    /// the recoverer. Safe to run concurrently with live processes and other recoverers.
-    pub(crate) fn recover(&self, me: u32, alive: &dyn Fn(u32, u64) -> bool) -> Recovered {
+    /// Clears the holds of every entry whose attachment is gone (its lock can be taken
+    /// through `locks`) and frees the slots they held last. `mine` is the caller's own
+    /// entry (whose lock `locks` already holds). Safe to run concurrently with live
+    /// processes and other recoverers, but not from two threads through one `locks`
+    /// (they would share the locks: the caller serialises).
+    pub(crate) fn recover(&self, mine: u32, locks: &dyn EntryLocks) -> Recovered {
         let mut total = Recovered::default();
-        for entry in 0..self.layout.processes {
-            let owner = self.owner(entry);
-            // Acquire: pairs with the claiming CAS, so `start` is read after it.
-            let word = owner.load(Ordering::Acquire);
-            let pid = word as u32;
-            // Relaxed: see `attach`.
-            let start = self.start(entry).load(Ordering::Relaxed);
-            let dead = match word & KIND_MASK {
-                ATTACHED => !alive(pid, start),
-                // A recoverer is checked by pid alone (its start is not recorded).
-                RECOVERING => !alive(pid, 0),
-                // Free, or an owner word this version never writes: leave it alone, as
-                // clearing a live process's bits would free slots it still reads.
-                _ => false,
-            };
-            if !dead {
-                continue;
-            }
-            let mine = owner_word(RECOVERING, me);
-            // Acquire: as in `attach`; only one recoverer wins each dead owner word, and
-            // it fails if the entry was freed and claimed again since we read `word`
-            // (the claim's nonce differs, even if its pid is the same).
-            if owner
-                .compare_exchange(word, mine, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-            {
-                continue;
-            }
-            let report = self.clear_holds(entry);
-            total.processes += 1;
-            total.holds += report.holds;
-            total.slots_freed += report.slots_freed;
-            // Relaxed: ordered before the Release CAS below.
-            self.start(entry).store(0, Ordering::Relaxed);
-            // Release: pairs with the Acquire in `attach`. A CAS, not a store: if our
-            // own pid was taken for dead meanwhile, another recoverer owns the entry now.
-            let _ = owner.compare_exchange(mine, 0, Ordering::Release, Ordering::Relaxed);
+        for entry in (0..self.layout.processes).filter(|&e| e != mine) {
+            entry::recover(self.owner(entry), locks, entry, || {
+                let report = self.clear_holds(entry);
+                total.processes += 1;
+                total.holds += report.holds;
+                total.slots_freed += report.slots_freed;
+            });
         }
         total
     }
 
-    /// Clears `entry`'s bit in every slot and frees the slots it held last. Idempotent:
-    /// each bit is cleared by exactly one RMW, and only the RMW that empties a mask frees.
+    /// Clears `entry`'s bit in every slot and frees the slots it held last, and those it
+    /// claimed but never published. Idempotent: each bit is cleared by exactly one RMW,
+    /// and only the RMW that empties a mask (or abandons a claim) frees.
     fn clear_holds(&self, entry: u32) -> Recovered {
         let bit = 1u32 << entry;
         let mut report = Recovered::default();
-        for (class, c) in self.layout.classes.iter().enumerate() {
+        for c in &self.layout.classes {
             for global in c.first..c.first + c.capacity {
-                // Relaxed: a filter that keeps untouched lines clean; `leave` decides.
-                if mask_of(self.state(global).load(Ordering::Relaxed)) & bit == 0 {
+                // Relaxed: a filter that keeps untouched lines clean; the RMWs decide.
+                let mask = mask_of(self.state(global).load(Ordering::Relaxed));
+                if mask & bit == 0 {
+                    continue;
+                }
+                if mask & protocol::CLAIMED != 0 {
+                    // Claimed by this entry and never published: the claimer died (or
+                    // failed) between its claim and its publication.
+                    if protocol::abandon_claim(self.state(global), bit) {
+                        report.slots_freed += 1;
+                    }
                     continue;
                 }
                 match protocol::clear_bit(self.state(global), bit) {
@@ -492,7 +408,6 @@ impl Segment {
                     Some(last) => {
                         report.holds += 1;
                         if last {
-                            self.push(class, global);
                             report.slots_freed += 1;
                         }
                     }

@@ -1,6 +1,8 @@
 //! Single-process tests of the segment protocol on heap memory, so they also run under
-//! miri (which cannot map files). Several "processes" are several attachments to one
-//! block with made-up pids; a dead process is one whose pid the liveness check denies.
+//! miri (which cannot map files or lock them). Several "processes" are several
+//! attachments to one block; entry locks are a table in the block's owner (`FakeLocks`,
+//! with the semantics of open-file-description locks), and a process dies when its
+//! locks are dropped without detaching.
 
 use std::alloc::{Layout as AllocLayout, alloc_zeroed, dealloc};
 
@@ -13,6 +15,62 @@ use crate::sync::{AtomicU32, Ordering};
 pub(super) struct HeapBlock {
     ptr: NonNull<u8>,
     layout: AllocLayout,
+    /// Who holds each entry's lock (a `FakeLocks` id), as the kernel would know it.
+    locks: std::sync::Mutex<Vec<Option<u64>>>,
+}
+
+/// Entry locks of one "open file description" of a heap block: like `F_OFD_SETLK`, a
+/// lock its holder already has is taken again, and every lock goes when it is dropped
+/// (the last close).
+pub(super) struct FakeLocks {
+    block: Arc<HeapBlock>,
+    id: u64,
+}
+
+impl FakeLocks {
+    pub(super) fn new(block: &Arc<HeapBlock>) -> Self {
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Self {
+            block: Arc::clone(block),
+            // Relaxed: only uniqueness matters.
+            id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, Vec<Option<u64>>> {
+        self.block.locks.lock().unwrap()
+    }
+}
+
+impl entry::EntryLocks for FakeLocks {
+    fn try_lock(&self, entry: u32) -> std::io::Result<bool> {
+        let mut table = self.table();
+        let slot = &mut table[entry as usize];
+        match *slot {
+            Some(holder) if holder != self.id => Ok(false),
+            _ => {
+                *slot = Some(self.id);
+                Ok(true)
+            }
+        }
+    }
+
+    fn unlock(&self, entry: u32) {
+        let mut table = self.table();
+        if table[entry as usize] == Some(self.id) {
+            table[entry as usize] = None;
+        }
+    }
+}
+
+impl Drop for FakeLocks {
+    fn drop(&mut self) {
+        for slot in self.table().iter_mut() {
+            if *slot == Some(self.id) {
+                *slot = None;
+            }
+        }
+    }
 }
 
 // SAFETY: a block of bytes accessed only atomically or under the slot protocol.
@@ -25,7 +83,11 @@ impl HeapBlock {
         let layout = AllocLayout::from_size_align(len, 4096).unwrap();
         // SAFETY: `len` is non-zero (at least a header) in every caller.
         let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("out of memory");
-        Arc::new(Self { ptr, layout })
+        Arc::new(Self {
+            ptr,
+            layout,
+            locks: std::sync::Mutex::new(vec![None; MAX_PROCESSES as usize]),
+        })
     }
 
     fn u32_at(&self, offset: usize) -> &AtomicU32 {
@@ -68,12 +130,23 @@ fn create(classes: &[(usize, usize)], processes: usize) -> Arc<HeapBlock> {
     block
 }
 
-/// Opens the segment in `block` as process `pid`.
-fn attach(block: &Arc<HeapBlock>, pid: u32) -> ShmAllocator {
+/// Opens the segment in `block` as another process.
+fn attach(block: &Arc<HeapBlock>) -> ShmAllocator {
+    try_attach(block).unwrap()
+}
+
+fn try_attach(block: &Arc<HeapBlock>) -> Result<ShmAllocator, ShmError> {
     // SAFETY: the block outlives the segment: the attachment keeps an `Arc` of it.
     let seg = unsafe { Segment::open(block.ptr, block.layout.size()) }.unwrap();
-    let inner = Inner::attach(seg, Memory::Heap(Arc::clone(block)), None, pid, 0).unwrap();
-    ShmAllocator { inner }
+    let locks = Box::new(FakeLocks::new(block));
+    let inner = Inner::attach(seg, Memory::Heap(Arc::clone(block)), locks, None)?;
+    Ok(ShmAllocator { inner })
+}
+
+/// A view of the segment in `block`, for tests that stage a process by hand.
+fn view(block: &HeapBlock) -> Segment {
+    // SAFETY: every caller's block outlives the view.
+    unsafe { Segment::open(block.ptr, block.layout.size()) }.unwrap()
 }
 
 fn open_err(block: &HeapBlock, len: usize) -> ShmError {
@@ -84,7 +157,7 @@ fn open_err(block: &HeapBlock, len: usize) -> ShmError {
 #[test]
 fn allocate_read_clone_drop() {
     let block = create(&[(16, 2), (64, 1)], 4);
-    let shm = attach(&block, 100);
+    let shm = attach(&block);
     let a = shm.allocate(b"hello", 5).unwrap();
     assert_eq!(a.payload(), b"hello");
     assert_eq!(a.event_type(), 5);
@@ -123,7 +196,7 @@ fn allocate_read_clone_drop() {
 #[test]
 fn tokens_are_checked() {
     let block = create(&[(16, 2), (64, 1)], 4);
-    let shm = attach(&block, 100);
+    let shm = attach(&block);
     let ev = shm.allocate(b"tok", 1).unwrap();
     let token = ev.to_token();
     let again = shm.from_token(token).unwrap();
@@ -131,8 +204,11 @@ fn tokens_are_checked() {
     assert_eq!(ShmPtr::local_count(&ev), 2);
     drop((ev, again));
     assert!(matches!(shm.from_token(token), Err(ShmError::StaleToken)));
-    // Reuse of the slot moves the generation on: the old token stays stale.
+    // Reuse of the slot moves the generation on: the old token stays stale. (Both
+    // slots of the class are taken now, so one of them is the old token's.)
     let reused = shm.allocate(b"new", 1).unwrap();
+    let _other = shm.allocate(b"other", 1).unwrap();
+    assert_eq!(shm.stats().classes[0].in_use, 2);
     assert!(matches!(shm.from_token(token), Err(ShmError::StaleToken)));
     let t = ShmToken::decode(reused.to_token());
     let forge = |f: &dyn Fn(&mut ShmToken)| {
@@ -156,7 +232,10 @@ fn tokens_are_checked() {
         forge(&|b| b.generation += 1),
         Err(ShmError::StaleToken)
     ));
-    assert!(matches!(forge(&|b| b.index = 1), Err(ShmError::StaleToken)));
+    assert!(matches!(
+        forge(&|b| b.index ^= 1),
+        Err(ShmError::StaleToken)
+    ));
     assert_eq!(
         ShmPtr::local_count(&reused),
         1,
@@ -167,8 +246,8 @@ fn tokens_are_checked() {
 #[test]
 fn a_hold_in_another_process_keeps_the_slot() {
     let block = create(&[(64, 4)], 4);
-    let a = attach(&block, 100);
-    let b = attach(&block, 200);
+    let a = attach(&block);
+    let b = attach(&block);
     assert_eq!(a.stats().attached, 2);
     let ev = a.allocate(b"shared", 3).unwrap();
     let seen = b.from_token(ev.to_token()).unwrap();
@@ -191,38 +270,39 @@ fn a_hold_in_another_process_keeps_the_slot() {
     );
 }
 
+/// A process attached by hand: its table entry and bit, and its locks (drop them to
+/// kill it).
+fn staged(block: &Arc<HeapBlock>, seg: &Segment) -> (u32, FakeLocks) {
+    let locks = FakeLocks::new(block);
+    let (entry, _) = seg.attach(&locks, 4242).unwrap().unwrap();
+    (1 << entry, locks)
+}
+
 #[test]
 fn recovery_frees_exactly_the_dead_holds() {
     let block = create(&[(64, 8)], 4);
-    let live = attach(&block, 100);
-    // SAFETY: the block outlives this second view of the segment.
-    let seg = unsafe { Segment::open(block.ptr, block.layout.size()) }.unwrap();
-    let dead_pid = 4242;
-    let dead = seg.attach(dead_pid, 7).unwrap();
-    let dead_bit = 1 << dead;
+    let live = attach(&block);
+    let seg = view(&block);
+    let (dead_bit, dead) = staged(&block, &seg);
     let mut shared = Vec::new();
     for i in 0..6u8 {
         let ev = live.allocate(&[i; 10], u32::from(i)).unwrap();
         let (generation, _) = seg.snapshot(ev.global);
         assert!(seg.join(ev.global, generation, dead_bit));
         if i % 2 == 0 {
-            drop(ev); // now held by the dead process only
+            drop(ev); // now held by the other process only
         } else {
             shared.push(ev);
         }
     }
     assert_eq!(live.stats().in_use(), 6);
-    // The dead process is alive as far as recovery knows: nothing happens.
-    let none = seg.recover(100, &|_, _| true);
-    assert_eq!(none, segment::Recovered::default());
-    let report = seg.recover(100, &|pid, start| !(pid == dead_pid && start == 7));
+    // The other process holds its entry's lock: it is alive, nothing happens.
+    assert_eq!(live.recover(), RecoveryReport::default());
+    drop(dead); // its last descriptor closes: the lock goes
+    let report = live.recover();
     assert_eq!(
-        report,
-        segment::Recovered {
-            processes: 1,
-            holds: 6,
-            slots_freed: 3
-        }
+        (report.processes, report.holds, report.slots_freed),
+        (1, 6, 3)
     );
     assert_eq!(live.stats().in_use(), 3);
     assert_eq!(live.stats().attached, 1, "the dead entry is free again");
@@ -231,8 +311,8 @@ fn recovery_frees_exactly_the_dead_holds() {
         assert_eq!(ev.payload(), &[ev.event_type() as u8; 10]);
     }
     assert_eq!(
-        seg.recover(100, &|pid, _| pid != dead_pid),
-        segment::Recovered::default(),
+        live.recover(),
+        RecoveryReport::default(),
         "a second recovery finds nothing"
     );
     drop(shared);
@@ -244,27 +324,87 @@ fn recovery_frees_exactly_the_dead_holds() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "recovery calls kill(2)")]
 fn a_full_table_is_an_error() {
     let block = create(&[(64, 1)], 2);
-    let me = process::current_pid();
-    let a = attach(&block, me);
-    let b = attach(&block, me);
-    // SAFETY: the block outlives the segment.
-    let seg = unsafe { Segment::open(block.ptr, block.layout.size()) }.unwrap();
-    let third = Inner::attach(seg, Memory::Heap(Arc::clone(&block)), None, me, 0);
-    assert!(matches!(third, Err(ShmError::ProcessTableFull { max: 2 })));
+    let a = attach(&block);
+    let b = attach(&block);
+    assert!(matches!(
+        try_attach(&block),
+        Err(ShmError::ProcessTableFull { max: 2 })
+    ));
     drop(a);
-    let c = attach(&block, me);
+    let c = attach(&block);
     assert_eq!(c.stats().attached, 2);
     drop((b, c));
 }
 
 #[test]
+fn an_attacher_takes_over_a_dead_entry_with_its_holds() {
+    let block = create(&[(64, 2)], 1);
+    let seg = view(&block);
+    let (dead_bit, dead) = staged(&block, &seg);
+    assert!(
+        matches!(try_attach(&block), Err(ShmError::ProcessTableFull { .. })),
+        "a live entry is never taken"
+    );
+    // The dead process held a slot alone; the slot was popped by hand for it.
+    let global = seg.claim(0, dead_bit, 0).unwrap();
+    seg.activate(global, dead_bit, 1, 0);
+    drop(dead);
+    let shm = attach(&block);
+    assert_eq!(
+        shm.stats().in_use(),
+        0,
+        "the dead entry's holds were cleared"
+    );
+    let both: Vec<_> = (0..2).map(|_| shm.allocate(b"x", 0).unwrap()).collect();
+    drop(both);
+}
+
+#[test]
+fn a_recoverer_that_dies_midway_leaves_the_entry_to_the_next() {
+    // A recoverer takes a dead entry's lock and dies before finishing. Its lock goes
+    // with it, so the next recovery finds the entry still owned and unlocked, and
+    // completes it (under pids, a "recovering" word whose pid was reused stayed stuck).
+    let block = create(&[(64, 4)], 4);
+    let live = attach(&block);
+    let seg = view(&block);
+    let (dead_bit, dead) = staged(&block, &seg);
+    let tokens: Vec<u64> = (0..4u8)
+        .map(|i| {
+            let ev = live.allocate(&[i; 4], 0).unwrap();
+            assert!(seg.join(ev.global, ShmPtr::generation(&ev), dead_bit));
+            ev.to_token()
+        })
+        .collect();
+    drop(dead);
+    let entry = dead_bit.trailing_zeros();
+    let recoverer = FakeLocks::new(&block);
+    assert!(entry::EntryLocks::try_lock(&recoverer, entry).unwrap());
+    // The recoverer has the entry: nobody else recovers or attaches there meanwhile.
+    assert_eq!(live.recover(), RecoveryReport::default());
+    // It frees one hold, then dies.
+    let first = live.from_token(tokens[0]).unwrap();
+    assert_eq!(
+        protocol::clear_bit(seg.state(first.global), dead_bit),
+        Some(false)
+    );
+    drop(first);
+    drop(recoverer);
+    let report = live.recover();
+    assert_eq!(
+        (report.processes, report.holds, report.slots_freed),
+        (1, 3, 3)
+    );
+    assert_eq!(live.stats().in_use(), 0);
+    assert_eq!(live.stats().attached, 1);
+}
+
+#[test]
 fn threads_in_two_attachments_exchange_tokens() {
     let block = create(&[(64, 16)], 4);
-    let a = attach(&block, 100);
-    let b = attach(&block, 200);
+    let a = attach(&block);
+    let b = attach(&block);
     let rounds: u32 = if cfg!(miri) { 20 } else { 2000 };
     let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, ShmPtr)>(4);
     let reader = std::thread::spawn(move || {
@@ -326,12 +466,12 @@ fn headers_are_validated() {
     check(OFF_MAGIC, true, u64::from_le_bytes(*b"SLOTRINX"), &|e| {
         matches!(e, ShmError::NotASegment)
     });
-    check(OFF_VERSION, false, 2, &|e| {
+    check(OFF_VERSION, false, 3, &|e| {
         matches!(
             e,
             ShmError::UnsupportedVersion {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             }
         )
     });
@@ -340,7 +480,7 @@ fn headers_are_validated() {
     check(OFF_CLASS_COUNT, false, 0, &corrupted);
     check(OFF_CLASS_COUNT, false, 9, &corrupted);
     check(OFF_CLASS_COUNT, false, 1, &corrupted);
-    check(OFF_PROCESSES, false, 33, &corrupted);
+    check(OFF_PROCESSES, false, 32, &corrupted);
     check(OFF_PROCESSES, false, 3, &corrupted);
     check(OFF_TOTAL, true, u64::MAX, &corrupted);
     check(OFF_PROC_TABLE, true, 0, &corrupted);
@@ -369,37 +509,12 @@ fn headers_are_validated() {
 }
 
 #[test]
-fn a_corrupted_free_list_is_an_error() {
-    let block = create(&[(64, 3)], 2);
-    let shm = attach(&block, 100);
-    let meta = HEADER_SIZE + 2 * LINE;
-    // Slot 0 is on top; point its link far outside the class.
-    block
-        .u32_at(meta + META_NEXT)
-        .store(1_000_000, Ordering::Relaxed);
-    let first = shm.allocate(b"a", 0).unwrap();
-    assert!(matches!(
-        shm.allocate(b"b", 0),
-        Err(ShmError::Corrupted { .. })
-    ));
-    // A slot on the free list whose state says it is live is refused too.
-    drop(first);
-    block
-        .u64_at(meta + META_STATE)
-        .fetch_or(1 << 5, Ordering::Relaxed);
-    assert!(matches!(
-        shm.allocate(b"c", 0),
-        Err(ShmError::Corrupted { .. })
-    ));
-}
-
-#[test]
 fn a_corrupted_length_is_an_error() {
     let block = create(&[(64, 2)], 2);
-    let a = attach(&block, 100);
-    let b = attach(&block, 200);
+    let a = attach(&block);
+    let b = attach(&block);
     let ev = a.allocate(b"len", 0).unwrap();
-    let meta = HEADER_SIZE + 2 * LINE;
+    let meta = HEADER_SIZE + 2 * LINE + ev.global as usize * LINE;
     block.u32_at(meta + META_LEN).store(65, Ordering::Relaxed);
     assert!(matches!(
         b.from_token(ev.to_token()),
@@ -418,8 +533,8 @@ fn a_corrupted_length_is_an_error() {
 #[test]
 fn handles_outlive_their_allocator() {
     let block = create(&[(64, 2)], 2);
-    let a = attach(&block, 100);
-    let b = attach(&block, 200);
+    let a = attach(&block);
+    let b = attach(&block);
     let ev = a.allocate(b"kept", 0).unwrap();
     let seen = b.from_token(ev.to_token()).unwrap();
     drop(a);
@@ -432,7 +547,7 @@ fn handles_outlive_their_allocator() {
     drop(twin);
     assert_eq!(seen.payload(), b"kept");
     drop(seen);
-    let c = attach(&block, 300);
+    let c = attach(&block);
     let stats = c.stats();
     assert_eq!(
         (stats.in_use(), stats.attached),
@@ -446,11 +561,10 @@ fn recovery_races_with_live_upgrades() {
     let rounds = if cfg!(miri) { 3 } else { 200 };
     for _ in 0..rounds {
         let block = create(&[(64, 8)], 4);
-        let live = attach(&block, 100);
-        // SAFETY: the block outlives this view of the segment.
-        let seg = unsafe { Segment::open(block.ptr, block.layout.size()) }.unwrap();
-        let dead_pid = 4242;
-        let dead_bit = 1 << seg.attach(dead_pid, 0).unwrap();
+        let live = attach(&block);
+        let recoverer = attach(&block);
+        let seg = view(&block);
+        let (dead_bit, dead) = staged(&block, &seg);
         let tokens: Vec<u64> = (0..8u8)
             .map(|i| {
                 let ev = live.allocate(&[i; 8], 0).unwrap();
@@ -476,7 +590,8 @@ fn recovery_races_with_live_upgrades() {
                     .collect::<Vec<_>>()
             })
         };
-        let report = seg.recover(100, &|pid, _| pid != dead_pid);
+        drop(dead);
+        let report = recoverer.recover();
         let won = upgrader.join().unwrap();
         assert_eq!(report.holds, 8);
         assert_eq!(
@@ -495,45 +610,53 @@ fn recovery_races_with_live_upgrades() {
 }
 
 #[test]
-fn recovery_does_not_take_a_reattached_pid_for_its_dead_predecessor() {
-    // A recoverer reads entry 0 as `ATTACHED | pid` of a dead process and checks it.
-    // Before its compare-exchange, another recoverer frees the entry and a new process
-    // that got the same pid attaches there. The stale recoverer must not take the new
-    // attachment for the dead one (the owner word alone named it by pid).
-    let block = create(&[(64, 4)], 2);
-    // SAFETY: the block outlives this view of the segment.
-    let seg = unsafe { Segment::open(block.ptr, block.layout.size()) }.unwrap();
-    let pid = 4242;
-    assert_eq!(seg.attach(pid, 7), Some(0));
-    let newcomer: std::cell::RefCell<Option<(ShmAllocator, ShmPtr)>> = Default::default();
-    let report = seg.recover(1, &|p, start| {
-        if p == pid && start == 7 && newcomer.borrow().is_none() {
-            // The other recoverer, then the new process with the reused pid.
-            assert_eq!(seg.recover(2, &|p, _| p != pid).processes, 1);
-            // SAFETY: the block outlives the segment (the attachment keeps an `Arc`).
-            let view = unsafe { Segment::open(block.ptr, block.layout.size()) }.unwrap();
-            let shm = Inner::attach(view, Memory::Heap(Arc::clone(&block)), None, pid, 9)
-                .map(|inner| ShmAllocator { inner })
-                .unwrap();
-            assert_eq!(shm.inner.entry, 0, "the new process reuses the entry");
-            let ev = shm.allocate(b"mine", 0).unwrap();
-            *newcomer.borrow_mut() = Some((shm, ev));
-        }
-        // The dead process (start 7) is gone; pid 4242 now has start 9.
-        !(p == pid && start == 7)
-    });
-    let (shm, ev) = newcomer.into_inner().expect("the race was staged");
-    let held = ShmPtr::process_count(&ev);
-    let attached = shm.stats().attached;
-    if held == 0 {
-        // Its hold was wrongly cleared; dropping the handle would trip a debug check.
-        core::mem::forget(ev);
-        core::mem::forget(shm);
-    } else {
-        assert_eq!(ev.payload(), b"mine");
-        drop((ev, shm));
+fn a_claimed_or_live_slot_is_never_claimed_again() {
+    // Slots are claimed in place by a compare-exchange from "free" on their state word
+    // (there is no list to hand a slot out twice): a slot claimed and not yet
+    // published, a live slot, or one whose state was forged non-free is skipped.
+    let block = create(&[(64, 3)], 2);
+    let shm = attach(&block);
+    let seg = view(&block);
+    let stalled = seg.claim(0, 1 << 1, 0).unwrap();
+    let ev = shm.allocate(b"live", 0).unwrap();
+    assert_ne!(ev.global, stalled);
+    // Forge the third slot's state: no longer free for anyone.
+    let third = (0..3).find(|&g| g != stalled && g != ev.global).unwrap();
+    seg.state(third).fetch_or(1 << 5, Ordering::Relaxed);
+    for from in 0..3 {
+        assert_eq!(
+            seg.claim(0, 1, from),
+            None,
+            "a taken slot was claimed again"
+        );
     }
-    assert_eq!(held, 1, "the live newcomer's hold was cleared");
-    assert_eq!(attached, 1, "the live newcomer's entry was freed");
-    assert_eq!(report.processes, 0, "the stale recoverer reclaimed nothing");
+    assert!(matches!(
+        shm.allocate(b"x", 0),
+        Err(ShmError::Exhausted { .. })
+    ));
+    assert_eq!(ev.payload(), b"live");
+    seg.activate(stalled, 1 << 1, 0, 0);
+    assert_eq!(seg.snapshot(stalled).1, 1 << 1);
+}
+
+#[test]
+fn a_claimer_that_dies_before_publishing_gives_the_slot_back() {
+    // A process pops and claims a slot, then dies while copying its payload (before it
+    // publishes): recovery of its entry returns the slot to the free list.
+    let block = create(&[(64, 2)], 2);
+    let live = attach(&block);
+    let seg = view(&block);
+    let (dead_bit, dead) = staged(&block, &seg);
+    let claimed = seg.claim(0, dead_bit, 0).unwrap();
+    assert_eq!(live.stats().in_use(), 1);
+    assert_eq!(live.recover(), RecoveryReport::default(), "it is alive");
+    drop(dead);
+    let report = live.recover();
+    assert_eq!(
+        (report.processes, report.holds, report.slots_freed),
+        (1, 0, 1)
+    );
+    assert_eq!(live.stats().in_use(), 0);
+    let both: Vec<_> = (0..2).map(|_| live.allocate(b"x", 0).unwrap()).collect();
+    assert!(both.iter().any(|ev| ev.global == claimed));
 }
