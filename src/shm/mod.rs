@@ -93,7 +93,13 @@
 //! `pthread_atfork` handler) and the pid of its maker: in a child, dropping inherited
 //! handles and attachments does nothing, and `allocate`, `from_token` and `recover`
 //! return [`ShmError::Forked`]. An inherited handle stays readable only while the parent
-//! holds the event; open the segment anew in the child (or `exec`).
+//! holds the event; open the segment anew in the child (or `exec`). This holds for
+//! children made by `fork()` or anything else that runs `pthread_atfork` handlers
+//! (`posix_spawn`, `std::process::Command`). A child made by a raw `clone` system call
+//! (unsafe code that bypasses the C library) is seen as inherited only by `recover` and
+//! by the attachment's drop, which compare pids; its drops of inherited handles release
+//! the parent's holds and its `allocate` is not refused, so such a child must
+//! `mem::forget` what it inherited, or `exec`.
 //!
 //! Every atomic step of this protocol (the state-word transitions, the per-process
 //! handle counts and the process-table entry protocol) lives in three small files that
@@ -129,9 +135,10 @@
 //!   a storm of `SIGKILL`s against four worker processes (`tests/shm_liveness.rs`).
 //! * **Creation.** [`create`](ShmAllocator::create) builds the file without a name
 //!   (`O_TMPFILE`) and links it complete, so a `create` killed midway leaves nothing
-//!   behind. Where the file system cannot do that, it uses a hidden temporary name under
-//!   a creator lock, and the next `create` of that name in the directory removes
-//!   temporaries whose creator is gone.
+//!   behind. Where the file system cannot do that, it uses a hidden temporary name
+//!   (`.<name>.<16 hex digits>.tmp`, a form reserved for slotring) under a creator lock,
+//!   and the next `create` of that name in the directory removes this user's
+//!   temporaries of that exact form on which no process holds any lock.
 //! * **Tokens are names, not holds.** [`ShmPtr::to_token`] does not transfer anything:
 //!   the sender keeps its handle until the receiver has turned the token into its own
 //!   handle ([`ShmAllocator::from_token`]), e.g. until it acknowledges. A token whose slot
@@ -1180,8 +1187,10 @@ impl ShmAllocator {
     /// # Errors
     ///
     /// [`ShmError::StaleToken`] if the slot was released since, [`ShmError::ForeignToken`]
-    /// if the token is not of this segment, [`ShmError::Corrupted`] if the slot's
-    /// length is out of range.
+    /// if the token is not of this segment (a token of another segment whose 9-bit tag
+    /// happens to equal this one's, one pair of segments in 512, is refused as
+    /// `StaleToken` instead: its 32-bit key does not match), [`ShmError::Corrupted`] if
+    /// the slot's length is out of range.
     ///
     /// ```
     /// use slotring::shm::{ShmAllocator, ShmOptions};

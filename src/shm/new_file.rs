@@ -10,8 +10,10 @@
 //!
 //! Either way the creator holds an open-file-description lock on byte 0 of the file
 //! from its creation until it is published. A temporary name (the fallback's, or the
-//! one `replace_existing` links before its `rename`) whose byte-0 lock is free belongs
-//! to a creator that is gone: every `create` in the directory sweeps those first.
+//! one `replace_existing` links before its `rename`), exactly `.<name>.<16 hex
+//! digits>.tmp`, owned by this user, on which no process holds any `fcntl` or `flock`
+//! lock, belongs to a creator that is gone: every `create` of `name` sweeps those first.
+//! Names of that form in a segment's directory are reserved for slotring.
 
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
@@ -35,26 +37,65 @@ pub(crate) struct NewFile {
     named: Option<PathBuf>,
 }
 
-/// The hidden temporary name for `name` in `dir`.
+/// The hidden temporary name for `name` in `dir`: `.<name>.<16 hex digits>.tmp`, built
+/// from the name's bytes (no lossy conversion, so two names never share temporaries).
 fn temporary(dir: &Path, name: &OsStr) -> PathBuf {
-    dir.join(format!(
-        ".{}.{:016x}.tmp",
-        name.to_string_lossy(),
-        random_id()
-    ))
+    let mut file_name = Vec::with_capacity(name.len() + 22);
+    file_name.push(b'.');
+    file_name.extend_from_slice(name.as_bytes());
+    file_name.extend_from_slice(format!(".{:016x}.tmp", random_id()).as_bytes());
+    dir.join(OsStr::from_bytes(&file_name))
 }
 
-/// Removes the temporary files of `name` in `dir` whose creator is gone (their byte-0
-/// lock is free) and that belong to this user. Best effort: errors are ignored.
+/// Whether `file_name` has exactly the form [`temporary`] gives `name`'s temporaries:
+/// `.`, the name's bytes, `.`, 16 lowercase hex digits, `.tmp`. Nothing else is swept.
+fn is_temporary_of(file_name: &[u8], name: &OsStr) -> bool {
+    let Some(rest) = file_name.strip_prefix(b".") else {
+        return false;
+    };
+    let Some(rest) = rest.strip_prefix(name.as_bytes()) else {
+        return false;
+    };
+    let Some(rest) = rest.strip_prefix(b".") else {
+        return false;
+    };
+    let Some(hex) = rest.strip_suffix(b".tmp") else {
+        return false;
+    };
+    hex.len() == 16 && hex.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Whether no process holds any lock on `file`: an open-file-description write lock on
+/// the whole file (which conflicts with every other process's `fcntl` lock, OFD or
+/// POSIX, on any byte: a creator's byte 0, an attachment's entry byte) and a `flock`
+/// lock (which `fcntl` locks do not see), both taken without waiting. Both stay held
+/// through our descriptor until it closes.
+fn unlocked_by_everyone(file: &File) -> bool {
+    // SAFETY: `flock` is a plain C struct for which all-zero bytes are a valid value.
+    let mut lock: libc::flock = unsafe { core::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    // `l_start` 0 and `l_len` 0: the whole file, however long; `l_pid` 0 as OFD locks
+    // require.
+    // SAFETY: `F_OFD_SETLK` reads one `flock` through the pointer, valid for the call; the
+    // descriptor is borrowed from `file`, open for the whole call.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &lock) } != 0 {
+        return false;
+    }
+    // SAFETY: `flock` on a descriptor borrowed from `file`, open for the call.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+/// Removes the temporary files of `name` in `dir` (exactly the names [`temporary`]
+/// makes) that belong to this user and that no process holds a lock on (so their
+/// creator is gone and nothing is attached to them). Best effort: errors are ignored.
 pub(crate) fn sweep_stale(dir: &Path, name: &OsStr) {
-    let prefix = format!(".{}.", name.to_string_lossy());
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let file_name = entry.file_name();
-        let bytes = file_name.as_bytes();
-        if !bytes.starts_with(prefix.as_bytes()) || !bytes.ends_with(b".tmp") {
+        if !is_temporary_of(file_name.as_bytes(), name) {
             continue;
         }
         let path = entry.path();
@@ -66,13 +107,19 @@ pub(crate) fn sweep_stale(dir: &Path, name: &OsStr) {
         else {
             continue;
         };
+        let Ok(meta) = file.metadata() else {
+            continue;
+        };
         // SAFETY: `geteuid` has no preconditions and cannot fail.
-        let mine = file
-            .metadata()
-            .is_ok_and(|m| m.is_file() && m.uid() == unsafe { libc::geteuid() });
-        if mine && matches!(lock_byte(&file, CREATOR_BYTE, libc::F_WRLCK), Ok(true)) {
-            // The creator is gone; the name is unique to it, so this is its file.
-            let _ = std::fs::remove_file(&path);
+        let mine = meta.is_file() && meta.uid() == unsafe { libc::geteuid() };
+        if mine && unlocked_by_everyone(&file) {
+            // The creator is gone and nobody is attached. Remove the name only if it
+            // still names the file we checked (the check went through our descriptor).
+            let same = std::fs::symlink_metadata(&path)
+                .is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino());
+            if same {
+                let _ = std::fs::remove_file(&path);
+            }
         }
     }
 }
