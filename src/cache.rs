@@ -334,15 +334,21 @@ pub(crate) fn flush(pool: NonNull<Pool>) {
         if cache.busy.replace(true) {
             return;
         }
-        if let Some(magazine) = cache.bound_to(pool.as_ptr()) {
+        let held = cache.bound_to(pool.as_ptr()).map(|magazine| {
             // The magazine lets go of its slots before the call (which may wake waiters
             // and so run their code).
             let len = magazine.len.replace(0);
-            let held = magazine.copy_out(0, len);
-            // SAFETY: the magazine's unit keeps the pool alive; the slots are free slots
-            // of this pool that only this magazine held (it has let go of them above).
+            (magazine.copy_out(0, len), len)
+        });
+        // The magazine is consistent again, and the call below touches no magazine:
+        // clear `busy` first, so that a release a woken waiter's code makes on this
+        // thread can flush this thread's magazine of its own pool too.
+        cache.busy.set(false);
+        if let Some((held, len)) = held {
+            // SAFETY: the caller's unreturned slot keeps the pool alive; the slots are
+            // free slots of this pool that only the magazine held (it let go of them
+            // above).
             unsafe { Pool::return_slots(pool, &held[..len]) };
         }
-        cache.busy.set(false);
     });
 }

@@ -328,6 +328,12 @@ impl WaitList {
 
     /// Wakes every registered thread and task. The wake side calls it after publishing,
     /// when the flag says someone waits (module docs).
+    ///
+    /// A waker that panics has its panic caught and dropped: the other wakers still run,
+    /// and the caller (a release, perhaps in a thread-local destructor at thread exit, or
+    /// a slot return with a keepalive unit to give back) completes. A waker is the
+    /// executor's code; its panic must not leak a slot, lose another task's wake-up or
+    /// abort the process here.
     #[cold]
     #[inline(never)]
     pub(crate) fn wake_all(&self) {
@@ -350,7 +356,9 @@ impl WaitList {
             }
             drop(state);
             for waker in batch.into_iter().flatten() {
-                waker.wake();
+                // The waker is consumed whether or not it panics; nothing of ours is
+                // borrowed across the call, so no state is left half-updated.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
             }
             state = self.lock();
         }

@@ -2,7 +2,10 @@
 //! `_abandon`): each an [`EventBuilder`] kept in a table and named by a `u64` handle
 //! `generation << 32 | (index + 1)`, so a handle used twice (a double publish, a publish
 //! after an abandon) or never issued finds no open entry and is refused with a status,
-//! instead of touching a slot it no longer owns. Handles are never 0.
+//! instead of touching a slot it no longer owns. Handles are never 0. The generation is
+//! drawn at random each time an entry is vacated (never the one before), so the handle
+//! of another caller's reservation cannot be computed from a handle one held earlier:
+//! a forged handle matches an open reservation with a chance of 1 in 2^32.
 //!
 //! One mutex guards the table: reserving and publishing are per-event calls of a C host,
 //! and the slot protocol itself stays lock-free underneath.
@@ -12,8 +15,23 @@ use std::sync::{Mutex, PoisonError};
 use slotring::ffi::SlotringStatus;
 use slotring::{EventAllocator, EventBuilder};
 
+/// A random 32-bit generation, different from `previous`. `RandomState` keys are
+/// random per process and move on per call, so the values cannot be predicted from
+/// earlier handles.
+fn fresh_generation(previous: u32) -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    loop {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(previous);
+        let generation = hasher.finish() as u32;
+        if generation != previous {
+            return generation;
+        }
+    }
+}
+
 struct Entry {
-    /// Moves on each time the entry is vacated, so older handles no longer match.
+    /// Drawn anew each time the entry is vacated, so older handles no longer match.
     generation: u32,
     builder: Option<EventBuilder>,
 }
@@ -66,7 +84,7 @@ pub(crate) fn open(
                 .try_reserve(entries - vacant_len)
                 .map_err(|_| SlotringStatus::OutOfMemory)?;
             table.entries.push(Entry {
-                generation: 0,
+                generation: fresh_generation(0),
                 builder: None,
             });
             index
@@ -101,7 +119,7 @@ pub(crate) fn take(handle: u64, len: usize) -> Result<EventBuilder, SlotringStat
         return Err(SlotringStatus::TooLarge);
     }
     let mut builder = entry.builder.take().ok_or(SlotringStatus::NoReservation)?;
-    entry.generation = entry.generation.wrapping_add(1);
+    entry.generation = fresh_generation(entry.generation);
     // Never allocates: `open` reserved room for every entry in `vacant`.
     table.vacant.push(index as u32);
     drop(table);

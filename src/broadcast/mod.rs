@@ -58,6 +58,15 @@
 //! position once per batch. The reference lives only for the closure call, which
 //! returns before the reader's position lets the writer reuse the slot.
 //!
+//! **Known defect, under investigation:** with two readers that keep releasing and
+//! re-taking their holds ([`Reader::release_writer`], [`Reader::hold_writer`]) between
+//! in-place batches of a lossless writer, miri reports a data race between a
+//! closure's read and the writer's store into the same slot (the test
+//! `in_place_batch_races_the_writer_when_holds_are_released_and_retaken` in
+//! `tests/review_broadcast.rs`). Until it is fixed, do not release and re-take holds
+//! while reading batches in place; readers that hold from the start and never let go
+//! are the case the loom models check.
+//!
 //! ```
 //! use std::time::Duration;
 //! use slotring::broadcast::{channel, Wait};
@@ -468,7 +477,9 @@ impl<T: Pod, const CAP: usize> Writer<T, CAP> {
     /// Publishes up to `max` events made by `make(event number)` straight into their
     /// slots, as many as fit without overwriting an event a holding reader has not read
     /// (as [`try_add_slice`](Self::try_add_slice), with one cursor store), and returns
-    /// how many. Saves copying the events out of a slice first.
+    /// how many. Saves copying the events out of a slice first. At most `CAP` events per
+    /// call, holders or not (a larger batch would overwrite its own first events before
+    /// its one cursor store), so `max = usize::MAX` means "as many as fit".
     ///
     /// If `make` panics, the events it made before are published.
     ///
@@ -483,6 +494,7 @@ impl<T: Pod, const CAP: usize> Writer<T, CAP> {
     /// ```
     #[inline]
     pub fn try_add_with(&mut self, max: usize, mut make: impl FnMut(u64) -> T) -> usize {
+        let max = max.min(CAP);
         if max == 0 {
             return 0;
         }
@@ -896,11 +908,12 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
     fn batch(&mut self, f: &mut impl FnMut(&T)) -> Option<Result<usize, Lagged>> {
         // First: a cursor this reader goes on to use must be loaded after the ack.
         let in_place = self.in_place_allowed();
+        // A fresh cursor each batch (one Acquire load a batch, not an event), so a batch
+        // holds every event published before the call, not only those below a cursor an
+        // earlier single read cached.
+        self.published = self.shared.published();
         if self.next >= self.published {
-            self.published = self.shared.published();
-            if self.next >= self.published {
-                return None;
-            }
+            return None;
         }
         let (start, end) = (self.next, self.published);
         if in_place && end - start <= CAP as u64 {
