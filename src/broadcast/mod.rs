@@ -918,17 +918,20 @@ impl<T: Pod, const CAP: usize> Reader<T, CAP> {
         let (start, end) = (self.next, self.published);
         if in_place && end - start <= CAP as u64 {
             for seq in start..end {
-                // SAFETY: `with_in_place`'s contract. (1) Event `seq < end` is complete
-                // and visible: `end` is a cursor value loaded with Acquire, which the
-                // writer stored with Release after writing every event below it. (2) No
-                // store to its slot happens before this call returns: the slot is next
-                // written for event `seq + CAP >= start + CAP`. Every publication before
-                // the writer's ack of this reader's hold is below `end` (the cursor was
-                // loaded after the ack, `in_place_allowed`), hence below `start + CAP`
-                // (checked above); every publication after the ack stays below
-                // `gate + CAP`, where `gate` is a position this reader's entry showed,
-                // so `gate <= start` (positions only grow while holding). The entry
-                // moves past `start` only in `advance_to` below, after the last call.
+                // (1) Event `seq < end` is complete and visible: `end` is a cursor value
+                // loaded with Acquire, which the writer stored with Release after
+                // writing every event below it. (2) No store to its slot happens before
+                // this call returns: the slot is next written for event
+                // `seq + CAP >= start + CAP`. Every publication before the writer's ack
+                // of this reader's hold is below `end` (the cursor was loaded after the
+                // ack, `in_place_allowed`), hence below `start + CAP` (checked above);
+                // every publication after the ack stays below `gate + CAP`, where `gate`
+                // is a position this reader's entry showed, so `gate <= start`
+                // (positions only grow while holding). The entry moves past `start` only
+                // in `advance_to` below, after the last call. (The module docs name an
+                // open defect against this argument when holds are released and
+                // re-taken.)
+                // SAFETY: `with_in_place`'s contract, by (1) and (2) above.
                 unsafe { self.shared.slots.with_in_place(seq, &mut *f) };
             }
             self.advance_to(end);

@@ -244,15 +244,15 @@ impl<T: Pod, const CAP: usize> Slots<T, CAP> {
                 // SAFETY: `start` is in bounds of `lines` (the index is below CAP and
                 // the storage holds CAP * LINES lines).
                 let line = unsafe { self.lines.as_ptr().add(start) };
-                // SAFETY: the slot's payload words start at its first line, which is
-                // 64-byte aligned (so aligned for `T`, `ALIGNED`) and holds
-                // `size_of::<T>()` bytes the writer stored from a `T` (the slot's `LINES`
-                // lines hold its `WORDS` payload words, contiguous). `T: Pod`: any bytes
-                // are a valid `T`. Reading through this shared reference is not a data
-                // race: the writer's stores of these words happen-before this call, and
-                // no store happens while `f` runs (the caller's contract). The words are
-                // atomics (inside `UnsafeCell`), written only through atomic stores that
-                // the contract orders before or after `f`.
+                // The slot's payload words start at its first line, which is 64-byte
+                // aligned (so aligned for `T`, `ALIGNED`) and holds `size_of::<T>()`
+                // bytes the writer stored from a `T` (the slot's `LINES` lines hold its
+                // `WORDS` payload words, contiguous). `T: Pod`: any bytes are a valid
+                // `T`. The words are atomics (inside `UnsafeCell`), written only through
+                // atomic stores that the caller's contract orders before or after `f`.
+                // SAFETY: aligned, in bounds, initialised and a valid `T` (above); not a
+                // data race: the writer's stores of these words happen-before this call
+                // and none happens while `f` runs (the caller's contract).
                 let value = unsafe { &*line.cast::<T>() };
                 return f(value);
             }

@@ -977,11 +977,12 @@ impl ShmAllocator {
             file.set_len(layout.total as u64)?;
             reserve(file, layout.total)?;
             let (map, base) = map(file, layout.total)?;
-            // SAFETY: a fresh mapping of a file we just created and sized (zero-filled,
+            // The mapping is of a file we just created and sized (zero-filled,
             // page-aligned, `total` bytes), which nobody else can open yet (no name, or
-            // a hidden one); the mapping outlives the segment (both move into one
-            // `Inner`, the segment is detached in `Inner::drop` before the mapping
-            // field drops).
+            // a hidden one); it outlives the segment (both move into one `Inner`, the
+            // segment is detached in `Inner::drop` before the mapping field drops).
+            // SAFETY: `Segment::create`'s contract: `base` is a fresh, exclusive,
+            // zeroed mapping of `total` bytes that outlives the segment (above).
             let seg = unsafe {
                 Segment::create(base, layout.total, &specs, processes, process::random_id())
             }?;
